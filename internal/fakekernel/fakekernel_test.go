@@ -286,3 +286,21 @@ func TestVmlinuxBTF(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBuild measures one default-target build of a configured tree.
+func BenchmarkBuild(b *testing.B) {
+	dir := b.TempDir()
+	Write(b, dir, Options{})
+	cmd := exec.Command("make", "defconfig")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("make defconfig: %v\n%s", err, out)
+	}
+	for b.Loop() {
+		cmd := exec.Command("make", "-s")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("make: %v\n%s", err, out)
+		}
+	}
+}
