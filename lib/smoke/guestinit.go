@@ -84,8 +84,8 @@ func BuildGuestInit(ctx context.Context, arch, outPath string) error {
 // it with BuildGuestInit when no build of the same source, GOARCH and Go
 // version is there yet. An empty cacheDir means DefaultCacheDir.
 //
-// Concurrent callers may both build, but each renames a finished file into
-// place, so a reader never sees a partial binary.
+// Concurrent callers may both build, but each renames its finished file
+// into place, so a reader never sees a partial binary.
 func GuestInit(ctx context.Context, arch, cacheDir string) (string, error) {
 	goarch, err := goArch(arch)
 	if err != nil {
@@ -113,7 +113,14 @@ func GuestInit(ctx context.Context, arch, cacheDir string) (string, error) {
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("smoke: create cache dir %s: %w", cacheDir, err)
 	}
-	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	// A unique name per build, so concurrent builds in one process or
+	// several never write the same file.
+	f, err := os.CreateTemp(cacheDir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("smoke: create guest init build file in %s: %w", cacheDir, err)
+	}
+	tmp := f.Name()
+	f.Close()
 	if err := BuildGuestInit(ctx, arch, tmp); err != nil {
 		os.Remove(tmp)
 		return "", err

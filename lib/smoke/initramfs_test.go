@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -299,5 +300,37 @@ func TestGuestInitMarker(t *testing.T) {
 	want := fmt.Sprintf("const marker = %q", Marker)
 	if !bytes.Contains(guestInitSource, []byte(want)) {
 		t.Errorf("guestinit/main.go has no line %s", want)
+	}
+}
+
+func TestGuestInitConcurrentBuilds(t *testing.T) {
+	dir := t.TempDir()
+	paths := make([]string, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			paths[i], errs[i] = GuestInit(context.Background(), "x86_64", dir)
+		}()
+	}
+	wg.Wait()
+
+	for i := range paths {
+		if errs[i] != nil {
+			t.Fatalf("build %d: %v", i, errs[i])
+		}
+		if paths[i] != paths[0] {
+			t.Errorf("build %d returned %s, want %s", i, paths[i], paths[0])
+		}
+	}
+	checkStaticELF(t, paths[0], elf.EM_X86_64)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("cache dir holds %d files, want only the guest init", len(entries))
 	}
 }

@@ -134,12 +134,15 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		return Report{}, err
 	}
 
-	var logFile *os.File
+	// logFile stays a nil interface without LogPath, so console skips it.
+	var logFile io.Writer
 	if opts.LogPath != "" {
-		if logFile, err = os.Create(opts.LogPath); err != nil {
+		f, err := os.Create(opts.LogPath)
+		if err != nil {
 			return Report{}, fmt.Errorf("smoke: create console log %s: %w", opts.LogPath, err)
 		}
-		defer logFile.Close()
+		defer f.Close()
+		logFile = f
 	}
 
 	bootCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
