@@ -1,0 +1,213 @@
+package cache
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func planKeys(t *testing.T, c *Cache, opts CleanOptions) []string {
+	t.Helper()
+	plan, err := c.PlanClean(opts)
+	if err != nil {
+		t.Fatalf("PlanClean(%+v): %v", opts, err)
+	}
+	keys := []string{}
+	for _, e := range plan {
+		keys = append(keys, e.Key)
+	}
+	return keys
+}
+
+func TestPlanCleanKeep(t *testing.T) {
+	c := openTestCache(t)
+	storeAt(t, c, "v-a", "2026-03-01T00:00:00Z")
+	storeAt(t, c, "v-b", "2026-02-01T00:00:00Z")
+	storeAt(t, c, "v-c", "2026-01-01T00:00:00Z")
+	storeAt(t, c, "x-corrupt", "2027-01-01T00:00:00Z")
+	os.Remove(c.EntryDir("x-corrupt") + "/" + MetadataName)
+	storeAt(t, c, "y-corrupt", "2027-01-01T00:00:00Z")
+	os.Remove(c.EntryDir("y-corrupt") + "/bzImage")
+
+	tests := []struct {
+		opts CleanOptions
+		want []string
+	}{
+		{CleanOptions{Keep: -1}, []string{"v-a", "v-b", "v-c", "x-corrupt", "y-corrupt"}},
+		{CleanOptions{Keep: 0}, []string{"v-a", "v-b", "v-c", "x-corrupt", "y-corrupt"}},
+		{CleanOptions{Keep: 1}, []string{"v-b", "v-c", "x-corrupt", "y-corrupt"}},
+		{CleanOptions{Keep: 2}, []string{"v-c", "x-corrupt", "y-corrupt"}},
+		{CleanOptions{Keep: 3}, []string{"x-corrupt", "y-corrupt"}},
+		{CleanOptions{Keep: 10}, []string{"x-corrupt", "y-corrupt"}},
+		{CleanOptions{Keep: -1, CorruptOnly: true}, []string{"x-corrupt", "y-corrupt"}},
+	}
+	for _, tt := range tests {
+		if got := planKeys(t, c, tt.opts); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("PlanClean(%+v) = %v, want %v", tt.opts, got, tt.want)
+		}
+	}
+}
+
+func TestPlanCleanCorruptOnlyConflictsWithKeep(t *testing.T) {
+	c := openTestCache(t)
+	for _, keep := range []int{0, 2} {
+		_, err := c.PlanClean(CleanOptions{Keep: keep, CorruptOnly: true})
+		if err == nil || !strings.Contains(err.Error(), "conflicts with -keep") {
+			t.Errorf("PlanClean(Keep=%d, CorruptOnly) = %v, want a conflict error", keep, err)
+		}
+	}
+}
+
+func TestPlanCleanEveryCorruptKind(t *testing.T) {
+	c := openTestCache(t)
+	valid := fillCache(t, c)
+
+	for _, opts := range []CleanOptions{{Keep: -1, CorruptOnly: true}, {Keep: len(valid)}, {Keep: 100}} {
+		plan, err := c.PlanClean(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, e := range plan {
+			got[e.Key] = e.Kind
+		}
+		want := map[string]string{}
+		for _, cc := range corruptCases {
+			want[cc.key] = cc.kind
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("PlanClean(%+v) = %v, want every corrupt entry %v", opts, got, want)
+		}
+	}
+}
+
+func TestRemoveEveryKind(t *testing.T) {
+	c := openTestCache(t)
+	fillCache(t, c)
+	plan, err := c.PlanClean(CleanOptions{Keep: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range plan {
+		skipped, err := c.Remove(context.Background(), e)
+		if err != nil || skipped {
+			t.Errorf("Remove(%s) = skipped %v, %v", e.Key, skipped, err)
+		}
+		if _, err := os.Stat(e.Dir); !os.IsNotExist(err) {
+			t.Errorf("%s still exists after Remove: %v", e.Key, err)
+		}
+	}
+	list, err := c.List()
+	if err != nil || len(list) != 0 {
+		t.Errorf("List after removing everything = %+v, %v", list, err)
+	}
+	if names := tmpDirs(t, c.Root); len(names) != 1 || names[0] != ".tmp-v-newest-1" {
+		t.Errorf("Remove left store directories: %v", names)
+	}
+
+	// Removing an entry that is already gone is not an error.
+	if skipped, err := c.Remove(context.Background(), plan[0]); err != nil || skipped {
+		t.Errorf("second Remove(%s) = skipped %v, %v", plan[0].Key, skipped, err)
+	}
+}
+
+func TestRemoveSkipsReader(t *testing.T) {
+	c := openTestCache(t)
+	storeAt(t, c, "k-goroutine", "2026-01-01T00:00:00Z")
+	storeAt(t, c, "k-process", "2026-01-01T00:00:00Z")
+
+	// A reader in this process holds its own open file description.
+	l, err := c.ReadLock(context.Background(), "k-goroutine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := listed(t, c, "k-goroutine")
+	if skipped, err := c.Remove(context.Background(), e); err != nil || !skipped {
+		t.Errorf("Remove while this process reads = skipped %v, %v; want skipped", skipped, err)
+	}
+	if _, ok, _ := c.Lookup("k-goroutine"); !ok {
+		t.Errorf("the entry a reader holds was removed")
+	}
+	l.Release()
+	if skipped, err := c.Remove(context.Background(), e); err != nil || skipped {
+		t.Errorf("Remove after the reader left = skipped %v, %v", skipped, err)
+	}
+
+	// A reader in another process.
+	child := helperCmd(t, "hold-read", "CACHE_ROOT="+c.Root, "CACHE_KEY=k-process")
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startHelper(t, child, "locked")
+	e = listed(t, c, "k-process")
+	if skipped, err := c.Remove(context.Background(), e); err != nil || !skipped {
+		t.Errorf("Remove while another process reads = skipped %v, %v; want skipped", skipped, err)
+	}
+	if _, ok, _ := c.Lookup("k-process"); !ok {
+		t.Errorf("the entry another process holds was removed")
+	}
+	stdin.Close()
+	if err := child.Wait(); err != nil {
+		t.Fatalf("reader process: %v %s", err, child.Stderr)
+	}
+	if skipped, err := c.Remove(context.Background(), e); err != nil || skipped {
+		t.Errorf("Remove after the reader process exited = skipped %v, %v", skipped, err)
+	}
+	if _, err := os.Stat(e.Dir); !os.IsNotExist(err) {
+		t.Errorf("entry still exists: %v", err)
+	}
+}
+
+// listed returns the ListEntry of key from List.
+func listed(t *testing.T, c *Cache, key string) ListEntry {
+	t.Helper()
+	list, err := c.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list {
+		if e.Key == key {
+			return e
+		}
+	}
+	t.Fatalf("List has no entry %s", key)
+	return ListEntry{}
+}
+
+func TestRemoveSkipsReplacedEntry(t *testing.T) {
+	c := openTestCache(t)
+	storeAt(t, c, "k-valid", "2026-01-01T00:00:00Z")
+	e := storeAt(t, c, "k-corrupt", "2026-01-01T00:00:00Z")
+	os.Remove(filepath.Join(e.Dir, MetadataName))
+	planned := []ListEntry{listed(t, c, "k-valid"), listed(t, c, "k-corrupt")}
+
+	// Stores after the listing replace both entries with new builds.
+	storeAt(t, c, "k-valid", "2026-02-01T00:00:00Z")
+	storeAt(t, c, "k-corrupt", "2026-02-01T00:00:00Z")
+
+	for _, p := range planned {
+		skipped, err := c.Remove(context.Background(), p)
+		if err != nil || !skipped {
+			t.Errorf("Remove(%s) of a replaced entry = skipped %v, %v; want skipped", p.Key, skipped, err)
+		}
+		if _, ok, _ := c.Lookup(p.Key); !ok {
+			t.Errorf("the new build at %s was removed", p.Key)
+		}
+	}
+}
+
+func TestRemoveInvalidKey(t *testing.T) {
+	c := openTestCache(t)
+	for _, key := range []string{"", "..", "../outside", ".locks"} {
+		if _, err := c.Remove(context.Background(), ListEntry{Key: key}); err == nil {
+			t.Errorf("Remove(%q) = nil error, want an invalid key error", key)
+		}
+	}
+	if _, err := os.Stat(c.Root + "/.locks"); err != nil {
+		t.Errorf(".locks was touched: %v", err)
+	}
+}
