@@ -1,0 +1,364 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/ktstr/ktbuild/lib/cache"
+	"github.com/ktstr/ktbuild/lib/flock"
+	"github.com/ktstr/ktbuild/lib/kbuild"
+	"github.com/ktstr/ktbuild/lib/source"
+)
+
+// resolveSpec parses the requested spec, or picks the default one: the
+// KTSTR_KERNEL variable, then DefaultSource.
+func (b *builder) resolveSpec(ctx context.Context) (source.Spec, error) {
+	raw := b.req.Spec
+	if raw == "" {
+		raw = b.req.getenv("KTSTR_KERNEL")
+		if raw != "" {
+			b.say("using KTSTR_KERNEL=%s", raw)
+		}
+	}
+	if raw == "" {
+		picked, why, err := DefaultSource(ctx, b.req.getenv)
+		if err != nil {
+			return source.Spec{}, err
+		}
+		b.say("no kernel given — using %s (%s)", picked, why)
+		raw = picked
+	}
+	return source.ParseSpec(raw)
+}
+
+// DistroTarballGlob matches the kernel source tarballs distributions install.
+const DistroTarballGlob = "/usr/src/linux-source-*.tar.*"
+
+// DefaultSource picks the kernel to build when none is named: the newest
+// distribution source tarball. It returns the spec and why it was chosen.
+func DefaultSource(ctx context.Context, getenv func(string) string) (spec, why string, err error) {
+	tarball, err := newestDistroTarball(DistroTarballGlob)
+	if err != nil {
+		return "", "", err
+	}
+	return tarball, "newest distribution source tarball", nil
+}
+
+// newestDistroTarball returns the distribution tarball with the highest
+// version in its name.
+func newestDistroTarball(glob string) (string, error) {
+	matches, _ := filepath.Glob(glob)
+	var tarballs []string
+	for _, m := range matches {
+		if source.IsTarball(m) {
+			tarballs = append(tarballs, m)
+		}
+	}
+	if len(tarballs) == 0 {
+		return "", fmt.Errorf("no kernel given and no distribution kernel source matches %s — pass -source=PATH, -version=V or -git=URL -ref=REF, or set KTSTR_KERNEL", glob)
+	}
+	sort.Slice(tarballs, func(i, j int) bool {
+		return versionLess(tarballVersion(tarballs[i]), tarballVersion(tarballs[j]))
+	})
+	return tarballs[len(tarballs)-1], nil
+}
+
+func tarballVersion(path string) string {
+	name := filepath.Base(path)
+	name = strings.TrimPrefix(name, "linux-source-")
+	if i := strings.Index(name, ".tar"); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
+// acquire turns a spec into a source tree ready to build. When the cache
+// already holds the kernel (and -force is off) it returns the hit instead,
+// having downloaded or extracted nothing.
+func (b *builder) acquire(ctx context.Context, spec source.Spec) (*acquired, *Result, error) {
+	switch spec.Kind {
+	case source.SpecCacheKey:
+		hit, err := b.lookupKey(spec.Key)
+		return nil, hit, err
+	case source.SpecPath:
+		if source.IsTarball(spec.Path) {
+			return b.acquireTarball(ctx, spec.Path)
+		}
+		return b.acquireLocal(spec.Path)
+	}
+	return nil, nil, fmt.Errorf("kernel spec %q (%s) is not supported yet — pass a local tree or tarball with -source=PATH", spec.Raw, spec.Kind)
+}
+
+// lookupKey serves a cache-key spec; a miss is an error because a key alone
+// says nothing about how to build the kernel.
+func (b *builder) lookupKey(key string) (*Result, error) {
+	if err := cache.ValidateKey(key); err != nil {
+		return nil, err
+	}
+	e, ok, err := b.cache.Lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("cache key %s: %w of %s — run `mage cache:list` to see the cached kernels", key, errNotCached, b.cache.Root)
+	}
+	return hitResult(e), nil
+}
+
+func hitResult(e cache.Entry) *Result {
+	return &Result{Key: e.Key, Entry: &e, ImagePath: e.ImagePath, Cached: true}
+}
+
+// cached returns the entry for key when the cache holds it and -force is off.
+func (b *builder) cached(key string) (*Result, error) {
+	if b.req.Force {
+		return nil, nil
+	}
+	e, ok, err := b.cache.Lookup(key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return hitResult(e), nil
+}
+
+// acquireLocal opens a kernel tree in place and works out its cache key.
+func (b *builder) acquireLocal(path string) (*acquired, *Result, error) {
+	src, err := source.OpenLocal(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	acq := &acquired{src: src}
+	if src.Dirty {
+		acq.key = cache.LocalUnknownKey(src.LocalPath, b.arch, b.suffix())
+		return acq, nil, nil
+	}
+	if acq.key, err = b.localKey(src); err != nil {
+		return nil, nil, err
+	}
+	hit, err := b.cached(acq.key)
+	if err != nil || hit != nil {
+		return nil, hit, err
+	}
+	return acq, nil, nil
+}
+
+// localKey returns the key of a clean local git tree. A .config already in
+// the tree is the user's own unless it is the one our earlier build of the
+// same commit left behind, which the plain key's config_hash identifies.
+func (b *builder) localKey(src *source.Acquired) (string, error) {
+	plain := cache.LocalKey(src.GitHash, b.arch, "", b.suffix())
+	configPath := filepath.Join(src.Dir, ".config")
+	crc, err := cache.FileCRC32(configPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return plain, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", configPath, err)
+	}
+	if e, ok, _ := b.cache.Lookup(plain); ok && e.Meta.ConfigHash != nil && *e.Meta.ConfigHash == crc {
+		return plain, nil
+	}
+	return cache.LocalKey(src.GitHash, b.arch, crc, b.suffix()), nil
+}
+
+// acquireTarball extracts a local tarball, unless the cache already holds a
+// kernel built from this very file. Builders of one tarball serialise on a
+// lock named for it, so only the first one extracts and compiles.
+func (b *builder) acquireTarball(ctx context.Context, path string) (*acquired, *Result, error) {
+	canonical, info, err := statTarball(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	origin := cache.TarballOrigin{Path: canonical, Size: info.Size(), MtimeSecs: info.ModTime().Unix()}
+	if hit, err := b.cachedTarball(origin); err != nil || hit != nil {
+		return nil, hit, err
+	}
+
+	lock, waited, err := b.lockSource(ctx, "tarball "+canonical, canonical)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.onRelease(func() { lock.Release() })
+	if waited {
+		if hit, err := b.cachedTarball(origin); err != nil || hit != nil {
+			if hit != nil {
+				b.say("a concurrent build of %s filled the cache while we waited — using it", canonical)
+			}
+			return nil, hit, err
+		}
+	}
+
+	if err := b.preflight(); err != nil {
+		return nil, nil, err
+	}
+	b.say("extracting %s", canonical)
+	src, err := source.ExtractFile(ctx, canonical, b.cache.Root, b.extractProgress())
+	if err != nil {
+		return nil, nil, err
+	}
+	b.onRelease(func() {
+		if err := src.Cleanup(); err != nil {
+			b.say("warning: cannot remove the extracted tree %s: %v", src.Dir, err)
+		}
+	})
+	src.Tarball = &source.TarballFile{Path: origin.Path, Size: origin.Size, ModTime: info.ModTime()}
+	acq := &acquired{src: src, key: cache.TarballKey(src.Version, b.arch, b.suffix())}
+	return acq, nil, nil
+}
+
+func statTarball(path string) (string, os.FileInfo, error) {
+	abs, err := filepath.Abs(path)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil, fmt.Errorf("kernel tarball %s not found — check the path given to -source", path)
+		}
+		return "", nil, fmt.Errorf("cannot resolve kernel tarball %s: %w", path, err)
+	}
+	info, err := os.Stat(abs)
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot read kernel tarball %s: %w", path, err)
+	}
+	if info.IsDir() {
+		return "", nil, fmt.Errorf("%s is a directory, not a tarball — pass it as a kernel tree", path)
+	}
+	return abs, info, nil
+}
+
+// cachedTarball finds an entry built from the same tarball file (same path,
+// size and mtime) with the same fragments, so a tarball spec hits without
+// reading the archive to learn its version.
+func (b *builder) cachedTarball(origin cache.TarballOrigin) (*Result, error) {
+	if b.req.Force {
+		return nil, nil
+	}
+	entries, err := b.cache.List()
+	if err != nil {
+		return nil, err
+	}
+	suffix := "-" + b.arch + "-" + b.suffix()
+	for _, le := range entries {
+		t := le.Entry.Meta.Tarball
+		if !le.Valid || t == nil || !strings.HasSuffix(le.Key, suffix) {
+			continue
+		}
+		if t.Path == origin.Path && t.Size == origin.Size && t.MtimeSecs == origin.MtimeSecs {
+			return hitResult(le.Entry), nil
+		}
+	}
+	return nil, nil
+}
+
+func (b *builder) preflight() error {
+	_, err := kbuild.Preflight()
+	return err
+}
+
+// lockSource takes the exclusive lock {root}/.locks/source-{crc32(id)}.lock.
+// When another build holds it, it says whose build it waits for, then blocks
+// until the lock is free or ctx ends. waited reports whether it had to wait.
+func (b *builder) lockSource(ctx context.Context, what, id string) (*flock.Lock, bool, error) {
+	path := b.cache.LockPath("source-" + cache.CRC32Hex([]byte(id)) + ".lock")
+	lock, err := flock.TryLock(path, flock.Exclusive)
+	if err == nil {
+		return lock, false, nil
+	}
+	if !errors.Is(err, flock.ErrWouldBlock) {
+		return nil, false, err
+	}
+
+	holders, _ := flock.Holders(path)
+	who := flock.DescribeHolders(holders)
+	if who == "" {
+		who = "another process"
+	}
+	b.say("%s is being built by %s — waiting for it to finish", what, who)
+	lock, err = flock.Acquire(ctx, path, flock.Exclusive)
+	if err != nil {
+		return nil, true, fmt.Errorf("gave up waiting for the build of %s: %w", what, err)
+	}
+	return lock, true, nil
+}
+
+// lockSourceTree takes the source-tree lock of a local tree and re-checks
+// the tree when it had to wait; see WaitState. It returns a cache hit when a
+// concurrent build stored this very kernel while we waited.
+func (b *builder) lockSourceTree(ctx context.Context, acq *acquired) (*Result, error) {
+	if b.bypass {
+		return nil, nil
+	}
+	lock, waited, err := b.lockSource(ctx, acq.src.LocalPath, acq.src.LocalPath)
+	if err != nil {
+		return nil, err
+	}
+	b.onRelease(func() { lock.Release() })
+	if !waited {
+		return nil, nil
+	}
+
+	after, probeErr := source.ProbeGit(acq.src.Dir)
+	state := ClassifyWait(true, gitStateOf(acq.src), after, probeErr)
+	if msg := state.Message(probeErr); msg != "" {
+		b.say("%s", msg)
+	}
+	if state != StateClean {
+		if state == StateDirtyEdit || state == StateHashAdvanced {
+			b.refreshLocal(acq, after)
+		}
+		return nil, nil
+	}
+	e, ok, err := b.cache.Lookup(acq.key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	if _, err := os.Stat(e.ImagePath); err != nil {
+		return nil, nil
+	}
+	b.say("a concurrent build filled cache entry %s while we waited — using it", acq.key)
+	return hitResult(e), nil
+}
+
+// refreshLocal updates a local source after the tree changed during the
+// wait, so the build is keyed (and stored, if clean) for the new state.
+func (b *builder) refreshLocal(acq *acquired, now source.GitState) {
+	acq.src.Dirty = now.Dirty
+	acq.src.GitHash = now.Hash
+	if now.Dirty {
+		acq.key = cache.LocalUnknownKey(acq.src.LocalPath, b.arch, b.suffix())
+		return
+	}
+	if key, err := b.localKey(acq.src); err == nil {
+		acq.key = key
+	}
+}
+
+func gitStateOf(src *source.Acquired) source.GitState {
+	return source.GitState{IsGit: src.IsGit, Dirty: src.Dirty, Hash: src.GitHash}
+}
+
+// postBuildRecheck probes a local tree again after make. A tree that became
+// dirty or moved HEAD is not the one the key names, so the kernel is not
+// stored. A probe error is only a warning.
+func (b *builder) postBuildRecheck(acq *acquired) (changed bool) {
+	if acq.src.Origin != source.OriginLocal || acq.src.IsTemp {
+		return false
+	}
+	now, err := source.ProbeGit(acq.src.Dir)
+	if err != nil {
+		b.say("warning: could not re-check %s after the build (%v) — storing it anyway", acq.src.Dir, err)
+		return false
+	}
+	change := PostBuildChange{DirtyBefore: acq.src.Dirty, DirtyAfter: now.Dirty, HashBefore: acq.src.GitHash, HashAfter: now.Hash}
+	if !change.Changed() {
+		return false
+	}
+	b.say("the tree changed during the build (%s) — the kernel is not cached; run kernel:build again once the tree is settled", change)
+	return true
+}

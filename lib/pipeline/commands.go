@@ -1,0 +1,342 @@
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/ktstr/ktbuild/kconfig"
+	"github.com/ktstr/ktbuild/lib/cache"
+	"github.com/ktstr/ktbuild/lib/kbuild"
+	"github.com/ktstr/ktbuild/lib/source"
+)
+
+// SpecFromFlags turns kernel:build's source flags into one spec string,
+// rejecting combinations that name two sources. All empty means "default".
+func SpecFromFlags(sourcePath, version, gitURL, ref string) (string, error) {
+	if ref != "" && gitURL == "" {
+		return "", fmt.Errorf("-ref=%s needs -git=URL — name the repository the ref belongs to", ref)
+	}
+	var given []string
+	if sourcePath != "" {
+		given = append(given, "-source")
+	}
+	if version != "" {
+		given = append(given, "-version")
+	}
+	if gitURL != "" {
+		given = append(given, "-git")
+	}
+	if len(given) > 1 {
+		return "", fmt.Errorf("%s name different kernels — pass only one source flag", strings.Join(given, " and "))
+	}
+	switch {
+	case sourcePath != "":
+		// A bare name like "linux" would parse as a cache key; a path spec
+		// needs a slash or a leading dot.
+		if !strings.ContainsRune(sourcePath, '/') && !strings.HasPrefix(sourcePath, ".") && !strings.HasPrefix(sourcePath, "~") {
+			sourcePath = "./" + sourcePath
+		}
+		return sourcePath, nil
+	case version != "":
+		return version, nil
+	case gitURL != "":
+		if ref == "" {
+			return "", fmt.Errorf("-git=%s needs -ref=REF — name the branch or tag to build", gitURL)
+		}
+		return "git+" + gitURL + "#" + ref, nil
+	}
+	return "", nil
+}
+
+// Path finds a cached kernel for the request's spec without building it.
+// A miss is an error that says how to build the kernel.
+func Path(ctx context.Context, req Request) (Result, error) {
+	b, err := newBuilder(&req)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.release()
+	spec, err := b.resolveSpec(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+
+	var hit *Result
+	switch {
+	case spec.Kind == source.SpecCacheKey:
+		hit, err = b.lookupKey(spec.Key)
+	case spec.Kind == source.SpecPath && source.IsTarball(spec.Path):
+		var canonical string
+		var info os.FileInfo
+		if canonical, info, err = statTarball(spec.Path); err == nil {
+			hit, err = b.cachedTarball(cache.TarballOrigin{Path: canonical, Size: info.Size(), MtimeSecs: info.ModTime().Unix()})
+		}
+	case spec.Kind == source.SpecPath:
+		var src *source.Acquired
+		if src, err = source.OpenLocal(spec.Path); err == nil && src.Dirty {
+			return Result{}, fmt.Errorf("%s has uncommitted changes, so it has no cached kernel — commit or stash them, then run kernel:build", src.LocalPath)
+		}
+		if err == nil {
+			var key string
+			if key, err = b.localKey(src); err == nil {
+				hit, err = b.cached(key)
+			}
+		}
+	default:
+		return Result{}, fmt.Errorf("kernel:path does not handle %s specs yet — use cache:list to find the kernel", spec.Kind)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if hit == nil {
+		return Result{}, fmt.Errorf("no cached kernel for %s in %s — run `mage kernel:build` with the same flags first", spec.Raw, b.cache.Root)
+	}
+	return *hit, nil
+}
+
+// ListRequest configures List.
+type ListRequest struct {
+	JSON           bool
+	CacheDir       string
+	Stdout, Stderr io.Writer
+}
+
+// listRow is one cache entry as cache:list -json prints it.
+type listRow struct {
+	Key           string          `json:"key"`
+	Status        string          `json:"status"`
+	Path          string          `json:"path"`
+	Image         string          `json:"image,omitempty"`
+	SizeBytes     int64           `json:"size_bytes"`
+	KconfigStatus string          `json:"kconfig_status,omitempty"`
+	Tags          []string        `json:"tags"`
+	CorruptKind   string          `json:"corrupt_kind,omitempty"`
+	CorruptReason string          `json:"corrupt_reason,omitempty"`
+	Metadata      *cache.Metadata `json:"metadata,omitempty"`
+}
+
+// List prints the cache's entries: a table for people, or JSON.
+func List(ctx context.Context, req ListRequest) error {
+	c, err := openCache(req.CacheDir)
+	if err != nil {
+		return err
+	}
+	entries, err := c.List()
+	if err != nil {
+		return err
+	}
+	current := kconfig.FragmentHash()
+	rows := make([]listRow, 0, len(entries))
+	for _, le := range entries {
+		row := listRow{Key: le.Key, Path: le.Dir, SizeBytes: le.Size, Tags: []string{}}
+		if !le.Valid {
+			row.Status, row.CorruptKind, row.CorruptReason = "corrupt", le.Kind, le.Reason
+			rows = append(rows, row)
+			continue
+		}
+		meta := le.Entry.Meta
+		row.Status, row.Image, row.Metadata = "valid", le.Entry.ImagePath, &meta
+		row.Tags = append(row.Tags, cache.Tags(le.Entry, current)...)
+		row.KconfigStatus = kconfigStatus(meta, current)
+		rows = append(rows, row)
+	}
+
+	if req.JSON {
+		enc := json.NewEncoder(req.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(req.Stderr, "no cached kernels in %s\n", c.Root)
+		return nil
+	}
+	printTable(req.Stdout, entries, rows)
+	printLegend(req.Stderr, rows)
+	return nil
+}
+
+func kconfigStatus(m cache.Metadata, current string) string {
+	switch {
+	case m.KtstrKconfigHash == nil:
+		return "untracked"
+	case *m.KtstrKconfigHash == current:
+		return "current"
+	}
+	return "stale"
+}
+
+func printTable(w io.Writer, entries []cache.ListEntry, rows []listRow) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tVERSION\tSOURCE\tARCH\tAGE\tSIZE\tTAGS")
+	for i, row := range rows {
+		if row.Status != "valid" {
+			fmt.Fprintf(tw, "%s\tcorrupt (%s)\t%s\t\t\t%s\t\n", row.Key, row.CorruptKind, row.CorruptReason, humanSize(row.SizeBytes))
+			continue
+		}
+		m := entries[i].Entry.Meta
+		version := "-"
+		if m.Version != nil {
+			version = *m.Version
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Key, version, m.Source.Type, m.Arch, age(m.BuiltAt), humanSize(row.SizeBytes), strings.Join(row.Tags, ", "))
+	}
+	tw.Flush()
+}
+
+// tagLegend explains each tag cache:list can show.
+var tagLegend = map[string]string{
+	"stale kconfig":     "built with an older kconfig fragment than this ktbuild embeds; rebuild with -force",
+	"untracked kconfig": "built without a recorded fragment hash, e.g. by an older tool",
+	"extra kconfig":     "built with an extra fragment (-extrakconfig) on top",
+	"EOL":               "the kernel series is no longer maintained on kernel.org",
+}
+
+func printLegend(w io.Writer, rows []listRow) {
+	seen := map[string]bool{}
+	for _, row := range rows {
+		for _, tag := range row.Tags {
+			if !seen[tag] {
+				seen[tag] = true
+				if text, ok := tagLegend[tag]; ok {
+					fmt.Fprintf(w, "%s: %s\n", tag, text)
+				}
+			}
+		}
+	}
+}
+
+func age(builtAt string) string {
+	t, err := time.Parse("2006-01-02T15:04:05Z", builtAt)
+	if err != nil {
+		return "?"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func openCache(dir string) (*cache.Cache, error) {
+	if dir == "" {
+		var err error
+		if dir, err = cache.ResolveRoot(); err != nil {
+			return nil, err
+		}
+	}
+	return cache.Open(dir)
+}
+
+// CleanRequest configures Clean.
+type CleanRequest struct {
+	Keep                  *int // nil: no valid entry is kept
+	CorruptOnly           bool
+	Force                 bool
+	CacheDir              string
+	Stdin                 *os.File
+	Stdout, Stderr        io.Writer
+}
+
+// Clean removes cached kernels: corrupt entries always, valid ones beyond
+// the Keep newest. Without Force it asks on a terminal and refuses without one.
+func Clean(ctx context.Context, req CleanRequest) error {
+	if req.Keep != nil && *req.Keep < 0 {
+		return fmt.Errorf("invalid -keep=%d: expected 0 or more entries to keep", *req.Keep)
+	}
+	if req.Keep != nil && req.CorruptOnly {
+		return fmt.Errorf("-corruptonly and -keep conflict: -corruptonly keeps every valid entry — pass one of them")
+	}
+	c, err := openCache(req.CacheDir)
+	if err != nil {
+		return err
+	}
+	opts := cache.CleanOptions{Keep: -1, CorruptOnly: req.CorruptOnly}
+	if req.Keep != nil {
+		opts.Keep = *req.Keep
+	}
+	doomed, err := c.PlanClean(opts)
+	if err != nil {
+		return err
+	}
+	if len(doomed) == 0 {
+		fmt.Fprintln(req.Stderr, "nothing to remove")
+		return nil
+	}
+
+	for _, e := range doomed {
+		state := "valid"
+		if !e.Valid {
+			state = "corrupt: " + e.Reason
+		}
+		fmt.Fprintf(req.Stderr, "remove %s (%s, %s)\n", e.Key, state, humanSize(e.Size))
+	}
+	if !req.Force {
+		if req.Stdin == nil || !term.IsTerminal(int(req.Stdin.Fd())) {
+			return fmt.Errorf("not removing %d entries without confirmation: no terminal to ask on — add -force", len(doomed))
+		}
+		fmt.Fprintf(req.Stderr, "remove these %d entries? [y/N] ", len(doomed))
+		line, _ := bufio.NewReader(req.Stdin).ReadString('\n')
+		if answer := strings.ToLower(strings.TrimSpace(line)); answer != "y" && answer != "yes" {
+			fmt.Fprintln(req.Stderr, "nothing removed")
+			return nil
+		}
+	}
+
+	removed := 0
+	for _, e := range doomed {
+		skipped, err := c.Remove(ctx, e)
+		switch {
+		case err != nil:
+			return fmt.Errorf("removing %s: %w", e.Key, err)
+		case skipped:
+			fmt.Fprintf(req.Stderr, "skipped %s: in use by a reader — run kernel:clean again later\n", e.Key)
+		default:
+			removed++
+		}
+	}
+	fmt.Fprintf(req.Stderr, "removed %d of %d entries from %s\n", removed, len(doomed), c.Root)
+	return nil
+}
+
+// Doctor checks the build toolchain and prints each tool's state, then the
+// install command for what is missing.
+func Doctor(ctx context.Context, w io.Writer) error {
+	tools, err := kbuild.Preflight()
+	for _, t := range tools {
+		state := "ok"
+		if !t.Found {
+			state = "MISSING (" + t.Package + ")"
+		} else if t.Version != "" {
+			state = "ok " + t.Version
+		}
+		fmt.Fprintf(w, "%-12s %s — %s\n", t.Name, state, t.Why)
+	}
+	return err
+}

@@ -1,0 +1,321 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ktstr/ktbuild/lib/cache"
+	"github.com/ktstr/ktbuild/lib/kbuild"
+	"github.com/ktstr/ktbuild/lib/progress"
+	"github.com/ktstr/ktbuild/lib/sandbox"
+	"github.com/ktstr/ktbuild/lib/source"
+)
+
+// Result is the outcome of one build.
+type Result struct {
+	// Key is the cache key the kernel was looked up or stored under. A
+	// dirty tree's key is never stored.
+	Key string
+
+	// Entry is the cache entry holding the kernel, or nil when nothing was
+	// stored (dirty tree, post-build change, failed store).
+	Entry *cache.Entry
+
+	// ImagePath is the boot image to use: inside the entry when there is
+	// one, else inside the source tree.
+	ImagePath string
+
+	// Dirty marks a kernel built from a tree with uncommitted changes, or
+	// one that changed while it was being built.
+	Dirty bool
+
+	// Cached is true when the kernel came from the cache without a build.
+	Cached bool
+}
+
+// Build runs the whole pipeline for req, in this order: CPU budget, source
+// acquisition (cache checked first), host reservation, source-tree lock,
+// re-checks, configure, make, validation, store. Everything it takes is
+// released in reverse order before it returns, on success or failure.
+func Build(ctx context.Context, req Request) (Result, error) {
+	b, err := newBuilder(&req)
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.release()
+
+	spec, err := b.resolveSpec(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	if spec.Kind == source.SpecRange {
+		res, err = b.buildRange(ctx, spec)
+	} else {
+		res, err = b.buildOne(ctx, spec)
+	}
+	if err == nil && res.Cached {
+		b.say("cache hit: %s", res.Key)
+	}
+	return res, err
+}
+
+// builder carries the state of one Build call between its steps.
+type builder struct {
+	req   *Request
+	out   io.Writer
+	cache *cache.Cache
+	frag  fragments
+	arch  string
+	log   *slog.Logger
+
+	bypass  bool             // KTSTR_BYPASS_LLC_LOCKS: no LLC locks, sandbox or source lock
+	jobs    int              // make -j
+	sandbox *sandbox.Sandbox // nil without a cpuset sandbox
+
+	// releases run in reverse order when the build ends.
+	releases []func()
+}
+
+func newBuilder(req *Request) (*builder, error) {
+	b := &builder{req: req, out: req.stderr(), arch: kbuild.HostArch()}
+	b.log = slog.New(slog.NewTextHandler(b.out, &slog.HandlerOptions{Level: logLevel(req.Verbose)}))
+
+	frag, err := loadFragments(req)
+	if err != nil {
+		return nil, err
+	}
+	b.frag = frag
+
+	root := req.CacheDir
+	if root == "" {
+		if root, err = cache.ResolveRoot(); err != nil {
+			return nil, err
+		}
+	}
+	if b.cache, err = cache.Open(root); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func logLevel(verbose bool) slog.Level {
+	if verbose {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+// onRelease registers fn to run when the build ends; later registrations run
+// first, so resources are released in the reverse order of acquisition.
+func (b *builder) onRelease(fn func()) {
+	b.releases = append(b.releases, fn)
+}
+
+func (b *builder) release() {
+	for i := len(b.releases) - 1; i >= 0; i-- {
+		b.releases[i]()
+	}
+	b.releases = nil
+}
+
+func (b *builder) say(format string, args ...any) {
+	fmt.Fprintf(b.out, "ktbuild: "+format+"\n", args...)
+}
+
+func (b *builder) suffix() string {
+	return cache.KconfigSuffix(b.frag.baseHash, b.frag.extraHash)
+}
+
+// buildOne builds a single kernel spec.
+func (b *builder) buildOne(ctx context.Context, spec source.Spec) (Result, error) {
+	budget, err := b.resolveBudget()
+	if err != nil {
+		return Result{}, err
+	}
+
+	acq, hit, err := b.acquire(ctx, spec)
+	if err != nil || hit != nil {
+		return derefResult(hit), err
+	}
+
+	if err := b.reserve(ctx, budget); err != nil {
+		return Result{}, err
+	}
+
+	if acq.src.Origin == source.OriginLocal {
+		if hit, err := b.lockSourceTree(ctx, acq); err != nil || hit != nil {
+			return derefResult(hit), err
+		}
+	}
+
+	if b.req.Clean {
+		if err := b.mrproper(ctx, acq); err != nil {
+			return Result{}, err
+		}
+	}
+
+	built, err := b.compile(ctx, acq)
+	if err != nil {
+		return Result{}, err
+	}
+
+	if acq.src.Dirty {
+		b.sayDirtyHint(acq, built.image)
+		return Result{Key: acq.key, ImagePath: built.image, Dirty: true}, nil
+	}
+
+	if changed := b.postBuildRecheck(acq); changed {
+		return Result{Key: acq.key, ImagePath: built.image, Dirty: true}, nil
+	}
+
+	return b.store(ctx, acq, built)
+}
+
+func derefResult(r *Result) Result {
+	if r == nil {
+		return Result{}
+	}
+	return *r
+}
+
+// acquired is a source ready to build, with the cache key it builds into.
+type acquired struct {
+	src *source.Acquired
+	key string
+}
+
+// built is what make produced.
+type built struct {
+	image   string
+	vmlinux string // "" when the build produced none
+	logPath string
+	facts   cache.BuildFacts
+	config  string // CRC32 of the final .config
+}
+
+// compile configures, builds and validates the tree, and checks the BTF of
+// the vmlinux it produced.
+func (b *builder) compile(ctx context.Context, acq *acquired) (*built, error) {
+	dir := acq.src.Dir
+	logPath, err := b.newLogPath(acq.key)
+	if err != nil {
+		return nil, err
+	}
+	res := &built{logPath: logPath}
+	env := os.Environ()
+	rep := progress.New(b.out)
+	defer rep.Done()
+
+	start := time.Now()
+	rep.Phase("configure")
+	cfg, err := kbuild.Configure(ctx, kbuild.ConfigureRequest{
+		Dir: dir, Fragment: b.frag.base, Extra: b.frag.extra, ExtraName: b.frag.extraName,
+		Env: env, LogPath: logPath, Out: b.out,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.log.Debug("configured", "ran", cfg.Ran, "skipped", cfg.Skipped)
+	// A dropped critical option must fail now, not after a long make.
+	if err := kbuild.Validate(dir, b.frag.extraName); err != nil {
+		return nil, err
+	}
+	res.facts.ConfigureSecs = time.Since(start).Seconds()
+
+	start = time.Now()
+	rep.Phase("build")
+	mk, err := kbuild.Make(ctx, kbuild.MakeRequest{
+		Dir: dir, Jobs: b.jobs, Env: env, LogPath: logPath, Progress: rep,
+		Verbose: b.verboseWriter(), Wrap: b.wrapMake, ExpectedObjects: b.expectedObjects(acq),
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.facts.BuildSecs = time.Since(start).Seconds()
+	res.facts.Objects = mk.Objects
+	res.facts.MakeJobs = b.jobs
+
+	if err := kbuild.Validate(dir, b.frag.extraName); err != nil {
+		return nil, err
+	}
+	if res.config, err = cache.FileCRC32(filepath.Join(dir, ".config")); err != nil {
+		return nil, fmt.Errorf("cannot hash the final .config: %w", err)
+	}
+
+	if acq.src.Origin == source.OriginLocal && !acq.src.IsTemp {
+		rep.Phase("compile_commands.json")
+		if err := kbuild.CompileCommands(ctx, dir, env, logPath); err != nil {
+			b.say("warning: compile_commands.json not generated: %v", err)
+		}
+	}
+
+	if res.image, err = kbuild.FindImage(dir, b.arch); err != nil {
+		return nil, err
+	}
+	if vmlinux, ok := kbuild.FindVmlinux(dir); ok {
+		if err := kbuild.CheckBTF(vmlinux); err != nil {
+			return nil, fmt.Errorf("%w — the kernel at %s is not cached", err, res.image)
+		}
+		res.vmlinux = vmlinux
+	} else {
+		b.say("warning: no vmlinux in %s — caching the kernel without it, so BPF tools cannot read its BTF from the cache", dir)
+	}
+	res.facts.Compiler, res.facts.Pahole = kbuild.ToolVersions()
+	return res, nil
+}
+
+// extractProgress returns the byte progress callback for tarball extraction.
+func (b *builder) extractProgress() func(done, total int64) {
+	rep := progress.New(b.out)
+	rep.Phase("extract")
+	return rep.Bytes
+}
+
+func (b *builder) verboseWriter() io.Writer {
+	if b.req.Verbose {
+		return b.out
+	}
+	return nil
+}
+
+// newLogPath returns a fresh build log path under the cache root. Logs of
+// failed builds stay there; a stored entry keeps its own copy.
+func (b *builder) newLogPath(key string) (string, error) {
+	dir := filepath.Join(b.cache.Root, ".logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("cannot create the build log directory %s: %w", dir, err)
+	}
+	name := fmt.Sprintf("%s-%s-%d.log", key, time.Now().UTC().Format("20060102T150405"), os.Getpid())
+	return filepath.Join(dir, name), nil
+}
+
+func (b *builder) mrproper(ctx context.Context, acq *acquired) error {
+	if acq.src.Origin != source.OriginLocal || acq.src.IsTemp {
+		b.say("-clean has no effect on a freshly extracted or cloned tree — building it as is")
+		return nil
+	}
+	logPath, err := b.newLogPath(acq.key)
+	if err != nil {
+		return err
+	}
+	b.say("running make mrproper in %s", acq.src.Dir)
+	return kbuild.MrProper(ctx, acq.src.Dir, os.Environ(), logPath)
+}
+
+func (b *builder) sayDirtyHint(acq *acquired, image string) {
+	hint := "commit or stash your changes to get a cached, reusable kernel"
+	if !acq.src.IsGit {
+		hint = "put the tree under git, or build a -version or -git spec, to get a cached, reusable kernel"
+	}
+	b.say("built %s from a tree with uncommitted changes, so it is not cached — %s", image, hint)
+}
+
+// errNotCached reports a cache-key spec that the cache does not hold.
+var errNotCached = errors.New("not in the cache")

@@ -1,0 +1,492 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ktstr/ktbuild/internal/fakekernel"
+	"github.com/ktstr/ktbuild/lib/cache"
+)
+
+// gitRun runs git in dir with a fixed identity and fails the test on error.
+func gitRun(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=ktbuild test", "GIT_AUTHOR_EMAIL=test@example.invalid",
+		"GIT_COMMITTER_NAME=ktbuild test", "GIT_COMMITTER_EMAIL=test@example.invalid",
+		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s in %s: %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// gitTree returns a fake kernel tree committed to a fresh git repository.
+func gitTree(t testing.TB, opts fakekernel.Options) string {
+	t.Helper()
+	dir := fakekernel.New(t, opts)
+	gitRun(t, dir, "init", "-q", "-b", "main")
+	gitRun(t, dir, "add", "-f", "Makefile", "Kconfig", "init", "kernel", ".fake")
+	gitRun(t, dir, "commit", "-q", "-m", "fake kernel")
+	return dir
+}
+
+// testRequest returns a request for spec with a private cache and captured
+// stderr, and no variables from the host environment.
+func testRequest(t testing.TB, spec string, env map[string]string) (Request, *syncBuffer) {
+	t.Helper()
+	out := &syncBuffer{}
+	return Request{
+		Spec:       spec,
+		CacheDir:   filepath.Join(t.TempDir(), "cache"),
+		Stderr:     out,
+		Getenv:     func(name string) string { return env[name] },
+		llcLockDir: t.TempDir(),
+	}, out
+}
+
+func TestBuildLocalTreeStoresThenHits(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+
+	first, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+	if first.Entry == nil || first.Cached || first.Dirty {
+		t.Fatalf("first build: want a stored, uncached, clean result, got %+v\n%s", first, out)
+	}
+	head := gitRun(t, tree, "rev-parse", "--short=7", "HEAD")
+	if !strings.HasPrefix(first.Key, "local-"+head+"-") {
+		t.Errorf("key %q does not start with local-%s-", first.Key, head)
+	}
+	if filepath.Dir(first.ImagePath) != first.Entry.Dir {
+		t.Errorf("image %s is not inside the entry %s", first.ImagePath, first.Entry.Dir)
+	}
+
+	second, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("second build: %v\n%s", err, out)
+	}
+	if !second.Cached {
+		t.Errorf("second build of an unchanged tree was not a cache hit: %+v", second)
+	}
+	if second.ImagePath != first.ImagePath {
+		t.Errorf("second build image %s, want %s", second.ImagePath, first.ImagePath)
+	}
+	if n := fakekernel.CompileCount(tree); n != 1 {
+		t.Errorf("compiled %d times, want 1", n)
+	}
+}
+
+func TestBuildWritesKtstrMetadata(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+
+	data, err := os.ReadFile(filepath.Join(res.Entry.Dir, "metadata.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatalf("metadata.json is not JSON: %v", err)
+	}
+	src, _ := raw["source"].(map[string]any)
+	if src["type"] != "local" {
+		t.Errorf("source.type = %v, want local", src["type"])
+	}
+	if raw["version"] != "6.12.0" {
+		t.Errorf("version = %v, want 6.12.0", raw["version"])
+	}
+	if raw["has_vmlinux"] != true {
+		t.Errorf("has_vmlinux = %v, want true", raw["has_vmlinux"])
+	}
+	if raw["vmlinux_stripped"] != true {
+		t.Errorf("vmlinux_stripped = %v, want true", raw["vmlinux_stripped"])
+	}
+	config, err := cache.FileCRC32(filepath.Join(tree, ".config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw["config_hash"] != config {
+		t.Errorf("config_hash = %v, want the CRC32 of the final .config %s", raw["config_hash"], config)
+	}
+	if raw["source_vmlinux_size"] == nil {
+		t.Errorf("source_vmlinux_size is null for a local build")
+	}
+}
+
+func TestBuildDirtyGitTreeNotStored(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	appendFile(t, filepath.Join(tree, "init/main.c"), "/* local edit */\n")
+	req, out := testRequest(t, tree, nil)
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if !res.Dirty || res.Entry != nil {
+		t.Errorf("dirty tree: want Dirty and no entry, got %+v", res)
+	}
+	if res.ImagePath != filepath.Join(tree, "arch/x86/boot/bzImage") {
+		t.Errorf("image %s, want the tree's own bzImage", res.ImagePath)
+	}
+	if !strings.Contains(out.String(), "commit or stash") {
+		t.Errorf("no commit-or-stash hint in:\n%s", out)
+	}
+	if entries := cacheEntries(t, req.CacheDir); len(entries) != 0 {
+		t.Errorf("dirty build stored entries %v", entries)
+	}
+}
+
+func TestBuildNonGitTreeNotStored(t *testing.T) {
+	tree := fakekernel.New(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if !res.Dirty || res.Entry != nil {
+		t.Errorf("non-git tree: want Dirty and no entry, got %+v", res)
+	}
+	if !strings.Contains(out.String(), "put the tree under git") {
+		t.Errorf("no git hint in:\n%s", out)
+	}
+}
+
+func TestBuildPostBuildEditNotStored(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{Delay: 1500 * time.Millisecond})
+	req, out := testRequest(t, tree, nil)
+
+	// Edit a tracked file while make sleeps mid-build.
+	go func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && !strings.Contains(out.String(), "build") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		appendFile(t, filepath.Join(tree, "init/main.c"), "/* edit during the build */\n")
+	}()
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if !res.Dirty || res.Entry != nil {
+		t.Errorf("tree edited mid-build: want Dirty and no entry, got %+v\n%s", res, out)
+	}
+	if !strings.Contains(out.String(), "dirty after: true") {
+		t.Errorf("message does not give the dirty states:\n%s", out)
+	}
+}
+
+func TestBuildExtraFragmentWins(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	extra := filepath.Join(t.TempDir(), "extra.kconfig")
+	writeFile(t, extra, "CONFIG_IKCONFIG=n\nCONFIG_FAKE_CHILD=y\n")
+	req, out := testRequest(t, tree, nil)
+	req.ExtraKconfig = extra
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if !strings.Contains(res.Key, "-xkc") {
+		t.Errorf("key %s has no extra fragment hash", res.Key)
+	}
+	config := readFile(t, filepath.Join(tree, ".config"))
+	if !strings.Contains(config, "# CONFIG_IKCONFIG is not set") {
+		t.Errorf("the extra fragment's CONFIG_IKCONFIG=n did not win:\n%s", config)
+	}
+	if !strings.Contains(out.String(), "CONFIG_IKCONFIG") {
+		t.Errorf("no override warning for CONFIG_IKCONFIG:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "CONFIG_FAKE_CHILD") {
+		t.Errorf("no warning for the dropped CONFIG_FAKE_CHILD:\n%s", out)
+	}
+}
+
+func TestBuildExtraFragmentDropsCriticalOption(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{Delay: 30 * time.Second})
+	extra := filepath.Join(t.TempDir(), "no-bpf.kconfig")
+	writeFile(t, extra, "# CONFIG_BPF_SYSCALL is not set\n")
+	req, out := testRequest(t, tree, nil)
+	req.ExtraKconfig = extra
+
+	start := time.Now()
+	_, err := Build(context.Background(), req)
+	if err == nil {
+		t.Fatalf("build without BPF_SYSCALL succeeded\n%s", out)
+	}
+	for _, want := range []string{"CONFIG_SCHED_CLASS_EXT", "CONFIG_BPF_SYSCALL", "no-bpf.kconfig"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	// The check after configure must stop the build before make runs.
+	if n := fakekernel.CompileCount(tree); n != 0 {
+		t.Errorf("make ran %d times after configure dropped a critical option", n)
+	}
+	if time.Since(start) > 25*time.Second {
+		t.Errorf("validation waited for make")
+	}
+}
+
+func TestBuildRejectsBadInput(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	notKernel := t.TempDir()
+	badFragment := filepath.Join(t.TempDir(), "bad.kconfig")
+	writeFile(t, badFragment, "CONFIG_OK=y\nthis is not kconfig\n")
+	two := 2
+	zero := 0
+	huge := 4096
+
+	cases := []struct {
+		name  string
+		edit  func(*Request)
+		env   map[string]string
+		wants []string
+	}{
+		{"missing source", func(r *Request) { r.Spec = filepath.Join(notKernel, "nope") }, nil, []string{"nope"}},
+		{"not a kernel tree", func(r *Request) { r.Spec = notKernel }, nil, []string{"not a kernel source tree", notKernel}},
+		{"missing extra fragment", func(r *Request) { r.ExtraKconfig = "/nonexistent/extra.kconfig" }, nil, []string{"/nonexistent/extra.kconfig", "not found"}},
+		{"bad fragment line", func(r *Request) { r.ExtraKconfig = badFragment }, nil, []string{"bad.kconfig", "line 2"}},
+		{"missing kconfig", func(r *Request) { r.Kconfig = "/nonexistent/base.kconfig" }, nil, []string{"/nonexistent/base.kconfig"}},
+		{"cap zero", func(r *Request) { r.CPUCap = &zero }, nil, []string{"0"}},
+		{"cap above allowed", func(r *Request) { r.CPUCap = &huge }, nil, []string{"4096"}},
+		{"cap with bypass", func(r *Request) { r.CPUCap = &two }, map[string]string{"KTSTR_BYPASS_LLC_LOCKS": "1"}, []string{"KTSTR_BYPASS_LLC_LOCKS"}},
+		{"non-integer env cap", nil, map[string]string{"KTSTR_CPU_CAP": "lots"}, []string{"KTSTR_CPU_CAP", "lots"}},
+		{"invalid cache key", func(r *Request) { r.Spec = "..bad" }, nil, []string{"..bad"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, out := testRequest(t, tree, tc.env)
+			if tc.edit != nil {
+				tc.edit(&req)
+			}
+			_, err := Build(context.Background(), req)
+			if err == nil {
+				t.Fatalf("build succeeded\n%s", out)
+			}
+			for _, want := range tc.wants {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+			if n := fakekernel.CompileCount(tree); n != 0 {
+				t.Errorf("make ran for rejected input")
+			}
+			if entries := cacheEntries(t, req.CacheDir); len(entries) != 0 {
+				t.Errorf("rejected input left entries %v", entries)
+			}
+		})
+	}
+}
+
+func TestBuildUnwritableCacheRoot(t *testing.T) {
+	// Root writes through permission bits, so a regular file stands where
+	// a directory is needed: that fails for every user.
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	blocker := filepath.Join(t.TempDir(), "file")
+	writeFile(t, blocker, "")
+	req.CacheDir = filepath.Join(blocker, "cache")
+
+	_, err := Build(context.Background(), req)
+	if err == nil {
+		t.Fatalf("build into a cache under a regular file succeeded\n%s", out)
+	}
+	if !strings.Contains(err.Error(), blocker) {
+		t.Errorf("error does not name the cache root: %v", err)
+	}
+}
+
+func TestBuildCancelledReleasesEverything(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{Delay: 30 * time.Second})
+	req, out := testRequest(t, tree, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for !strings.Contains(out.String(), "build") {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+
+	start := time.Now()
+	_, err := Build(ctx, req)
+	if err == nil {
+		t.Fatal("cancelled build succeeded")
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Errorf("cancelled build took %s to return", time.Since(start))
+	}
+	if n := fakekernel.CompileCount(tree); n != 0 {
+		t.Errorf("cancelled make finished %d builds", n)
+	}
+	// No make left behind in the tree.
+	if out, _ := exec.Command("pgrep", "-f", "FAKE_KERNEL|"+tree).Output(); len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("processes left after cancel: %s", out)
+	}
+	lockDir := filepath.Join(req.CacheDir, ".locks")
+	assertNoLocksHeld(t, lockDir)
+}
+
+func TestBuildTarballThenHitWithoutExtracting(t *testing.T) {
+	tree := fakekernel.New(t, fakekernel.Options{})
+	tarball := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
+	tarTree(t, tree, "linux-6.12.0", tarball)
+	req, out := testRequest(t, tarball, nil)
+
+	first, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+	if first.Key != "6.12.0-tarball-x86_64-"+cache.KconfigSuffix(mustFragmentHash(), "") {
+		t.Errorf("tarball key %s", first.Key)
+	}
+	if first.Entry == nil {
+		t.Fatalf("tarball build not stored\n%s", out)
+	}
+	if leftovers := tempTrees(t, req.CacheDir); len(leftovers) != 0 {
+		t.Errorf("extracted trees left in the cache root: %v", leftovers)
+	}
+
+	out.Reset()
+	second, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("second build: %v\n%s", err, out)
+	}
+	if !second.Cached || second.ImagePath != first.ImagePath {
+		t.Errorf("second build: want a hit on %s, got %+v", first.ImagePath, second)
+	}
+	if strings.Contains(out.String(), "extracting") {
+		t.Errorf("second build extracted the tarball again:\n%s", out)
+	}
+}
+
+func TestPathFindsCachedKernel(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+
+	if _, err := Path(context.Background(), req); err == nil || !strings.Contains(err.Error(), "kernel:build") {
+		t.Errorf("path before build: want a miss that suggests kernel:build, got %v", err)
+	}
+	built, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	found, err := Path(context.Background(), req)
+	if err != nil {
+		t.Fatalf("path after build: %v", err)
+	}
+	if found.ImagePath != built.ImagePath {
+		t.Errorf("path %s, want %s", found.ImagePath, built.ImagePath)
+	}
+	byKey := req
+	byKey.Spec = built.Key
+	if found, err := Path(context.Background(), byKey); err != nil || found.ImagePath != built.ImagePath {
+		t.Errorf("path by cache key: %v, %+v", err, found)
+	}
+}
+
+func TestBuildRunsMakeInCpusetSandbox(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("creating a cpuset cgroup needs root")
+	}
+	tree := gitTree(t, fakekernel.Options{})
+	status := filepath.Join(t.TempDir(), "child-status")
+	t.Setenv("FAKE_KERNEL_CHILD_STATUS", status)
+	one := 1
+	req, out := testRequest(t, tree, nil)
+	req.CPUCap = &one
+
+	if _, err := Build(context.Background(), req); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	line := regexpLine(t, readFile(t, status), "Cpus_allowed_list:")
+	if got := strings.TrimSpace(strings.TrimPrefix(line, "Cpus_allowed_list:")); got != "0" {
+		t.Errorf("make's child ran on CPUs %q, want the planned CPU 0", got)
+	}
+	if !strings.Contains(out.String(), "reserved CPUs 0") {
+		t.Errorf("no reservation line in:\n%s", out)
+	}
+	leftover, _ := filepath.Glob("/sys/fs/cgroup/cpuset/ktstr-build-*-" + strconvItoa(os.Getpid()))
+	if len(leftover) != 0 {
+		t.Errorf("build cgroups left behind: %v", leftover)
+	}
+}
+
+func TestBuildWaitsForExclusiveLLCHolder(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	one := 1
+	req, out := testRequest(t, tree, nil)
+	req.CPUCap = &one
+
+	// A perf-mode test holds the only LLC exclusive for a moment.
+	holder := exec.Command("flock", "-x", filepath.Join(req.llcLockDir, "ktstr-llc-0.lock"), "sleep", "2")
+	if err := holder.Start(); err != nil {
+		t.Fatalf("starting the LLC holder: %v", err)
+	}
+	defer holder.Process.Kill()
+	waitForLock(t, filepath.Join(req.llcLockDir, "ktstr-llc-0.lock"))
+
+	start := time.Now()
+	if _, err := Build(context.Background(), req); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if time.Since(start) < time.Second {
+		t.Errorf("build did not wait for the exclusive LLC holder")
+	}
+	if !strings.Contains(out.String(), strconvItoa(holder.Process.Pid)) {
+		t.Errorf("the wait did not name the holder pid %d:\n%s", holder.Process.Pid, out)
+	}
+	holder.Wait()
+}
+
+func TestBuildWaitsForSourceTreeLock(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	lockPath := filepath.Join(req.CacheDir, ".locks", "source-"+cache.CRC32Hex([]byte(tree))+".lock")
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	holder := exec.Command("flock", "-x", lockPath, "sleep", "1.5")
+	if err := holder.Start(); err != nil {
+		t.Fatalf("starting the source-lock holder: %v", err)
+	}
+	defer holder.Process.Kill()
+	waitForLock(t, lockPath)
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	text := out.String()
+	if !strings.Contains(text, "pid "+strconvItoa(holder.Process.Pid)) || !strings.Contains(text, "waiting") {
+		t.Errorf("no line naming holder pid %d and the wait:\n%s", holder.Process.Pid, text)
+	}
+	if !strings.Contains(text, "(flock -x") {
+		t.Errorf("the holder's command line is missing:\n%s", text)
+	}
+	if res.Entry == nil {
+		t.Errorf("build after the wait was not stored: %+v", res)
+	}
+	holder.Wait()
+}
