@@ -46,7 +46,7 @@ func Clone(ctx context.Context, url, ref, parentDir string, progress io.Writer) 
 		return "", "", fmt.Errorf("git: no ref given for %s — pass -ref=BRANCH or -ref=TAG", url)
 	}
 
-	name, err := resolveRef(ctx, url, ref)
+	name, _, err := resolveRef(ctx, url, ref)
 	if err != nil {
 		return "", "", err
 	}
@@ -84,24 +84,42 @@ func Clone(ctx context.Context, url, ref, parentDir string, progress io.Writer) 
 	return tmp, head.Hash().String(), nil
 }
 
+// RemoteHash returns the full hash of the commit ref names at url, without
+// cloning: a branch, else a tag (peeled to its commit). Callers use it to
+// compute a cache key before deciding to clone.
+func RemoteHash(ctx context.Context, url, ref string) (string, error) {
+	_, hash, err := resolveRef(ctx, url, ref)
+	return hash, err
+}
+
 // resolveRef lists the remote's refs and picks the branch named ref, else
-// the tag. Listing before cloning separates an unreachable URL from an unknown ref.
-func resolveRef(ctx context.Context, url, ref string) (plumbing.ReferenceName, error) {
+// the tag, returning its name and commit hash. Listing before cloning
+// separates an unreachable URL from an unknown ref.
+func resolveRef(ctx context.Context, url, ref string) (plumbing.ReferenceName, string, error) {
 	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{
 		Name: "origin",
 		URLs: []string{url},
 	})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{PeelingOption: git.AppendPeeled})
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("git: listing refs of %s (ref %s) interrupted: %w", url, ref, ctx.Err())
+			return "", "", fmt.Errorf("git: listing refs of %s (ref %s) interrupted: %w", url, ref, ctx.Err())
 		}
-		return "", fmt.Errorf("git: cannot reach %s to fetch ref %s: %w — check the URL, your network and your credentials", url, ref, err)
+		return "", "", fmt.Errorf("git: cannot reach %s to fetch ref %s: %w — check the URL, your network and your credentials", url, ref, err)
 	}
 
-	advertised := make(map[plumbing.ReferenceName]bool, len(refs))
+	// An annotated tag is advertised twice: the tag object, then name^{}
+	// with the commit it points at. The commit is what a clone checks out.
+	advertised := make(map[plumbing.ReferenceName]string, len(refs))
 	for _, r := range refs {
-		advertised[r.Name()] = true
+		name := r.Name().String()
+		if peeled, ok := strings.CutSuffix(name, "^{}"); ok {
+			advertised[plumbing.ReferenceName(peeled)] = r.Hash().String()
+			continue
+		}
+		if _, seen := advertised[r.Name()]; !seen {
+			advertised[r.Name()] = r.Hash().String()
+		}
 	}
 
 	candidates := []plumbing.ReferenceName{
@@ -112,9 +130,9 @@ func resolveRef(ctx context.Context, url, ref string) (plumbing.ReferenceName, e
 		candidates = []plumbing.ReferenceName{plumbing.ReferenceName(ref)}
 	}
 	for _, name := range candidates {
-		if advertised[name] {
-			return name, nil
+		if hash, ok := advertised[name]; ok {
+			return name, hash, nil
 		}
 	}
-	return "", fmt.Errorf("git: ref %s not found at %s, as a branch or a tag — check the spelling, or list the refs with git ls-remote %s", ref, url, url)
+	return "", "", fmt.Errorf("git: ref %s not found at %s, as a branch or a tag — check the spelling, or list the refs with git ls-remote %s", ref, url, url)
 }

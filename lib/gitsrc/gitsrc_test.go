@@ -110,6 +110,13 @@ func TestCloneRefs(t *testing.T) {
 			if hash != c.hash {
 				t.Errorf("hash = %s, want %s", hash, c.hash)
 			}
+			remote, err := RemoteHash(context.Background(), u.url, c.ref)
+			if err != nil {
+				t.Fatalf("RemoteHash: %v", err)
+			}
+			if remote != c.hash {
+				t.Errorf("RemoteHash = %s, want the cloned commit %s", remote, c.hash)
+			}
 			if got := readFile(t, filepath.Join(dir, "Makefile")); got != c.makefile {
 				t.Errorf("Makefile = %q, want %q", got, c.makefile)
 			}

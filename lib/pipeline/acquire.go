@@ -39,16 +39,6 @@ func (b *builder) resolveSpec(ctx context.Context) (source.Spec, error) {
 // DistroTarballGlob matches the kernel source tarballs distributions install.
 const DistroTarballGlob = "/usr/src/linux-source-*.tar.*"
 
-// DefaultSource picks the kernel to build when none is named: the newest
-// distribution source tarball. It returns the spec and why it was chosen.
-func DefaultSource(ctx context.Context, getenv func(string) string) (spec, why string, err error) {
-	tarball, err := newestDistroTarball(DistroTarballGlob)
-	if err != nil {
-		return "", "", err
-	}
-	return tarball, "newest distribution source tarball", nil
-}
-
 // newestDistroTarball returns the distribution tarball with the highest
 // version in its name.
 func newestDistroTarball(glob string) (string, error) {
@@ -90,8 +80,12 @@ func (b *builder) acquire(ctx context.Context, spec source.Spec) (*acquired, *Re
 			return b.acquireTarball(ctx, spec.Path)
 		}
 		return b.acquireLocal(spec.Path)
+	case source.SpecVersion:
+		return b.acquireVersion(ctx, spec.Version)
+	case source.SpecGit:
+		return b.acquireGit(ctx, spec.GitURL, spec.GitRef)
 	}
-	return nil, nil, fmt.Errorf("kernel spec %q (%s) is not supported yet — pass a local tree or tarball with -source=PATH", spec.Raw, spec.Kind)
+	return nil, nil, fmt.Errorf("kernel spec %q (%s) cannot be built on its own — pass a path, a version or git+URL#REF", spec.Raw, spec.Kind)
 }
 
 // lookupKey serves a cache-key spec; a miss is an error because a key alone
@@ -197,7 +191,9 @@ func (b *builder) acquireTarball(ctx context.Context, path string) (*acquired, *
 		return nil, nil, err
 	}
 	b.say("extracting %s", canonical)
-	src, err := source.ExtractFile(ctx, canonical, b.cache.Root, b.extractProgress())
+	rep := b.byteProgress("extract")
+	src, err := source.ExtractFile(ctx, canonical, b.cache.Root, rep.Bytes)
+	rep.Done()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,7 +202,6 @@ func (b *builder) acquireTarball(ctx context.Context, path string) (*acquired, *
 			b.say("warning: cannot remove the extracted tree %s: %v", src.Dir, err)
 		}
 	})
-	src.Tarball = &source.TarballFile{Path: origin.Path, Size: origin.Size, ModTime: info.ModTime()}
 	acq := &acquired{src: src, key: cache.TarballKey(src.Version, b.arch, b.suffix())}
 	return acq, nil, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ktstr/ktbuild/kconfig"
 	"github.com/ktstr/ktbuild/lib/cache"
+	"github.com/ktstr/ktbuild/lib/gitsrc"
 	"github.com/ktstr/ktbuild/lib/kbuild"
 	"github.com/ktstr/ktbuild/lib/source"
 )
@@ -91,8 +92,15 @@ func Path(ctx context.Context, req Request) (Result, error) {
 				hit, err = b.cached(key)
 			}
 		}
+	case spec.Kind == source.SpecVersion:
+		hit, err = b.cachedVersion(spec.Version)
+	case spec.Kind == source.SpecGit:
+		var full string
+		if full, err = gitsrc.RemoteHash(ctx, spec.GitURL, spec.GitRef); err == nil {
+			hit, err = b.cached(cache.GitKey(spec.GitRef, gitsrc.ShortHash(full), b.arch, b.suffix()))
+		}
 	default:
-		return Result{}, fmt.Errorf("kernel:path does not handle %s specs yet — use cache:list to find the kernel", spec.Kind)
+		return Result{}, fmt.Errorf("kernel:path takes one kernel, not the %s %s — name a single version", spec.Kind, spec.Raw)
 	}
 	if err != nil {
 		return Result{}, err

@@ -271,11 +271,12 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (*built, error) {
 	return res, nil
 }
 
-// extractProgress returns the byte progress callback for tarball extraction.
-func (b *builder) extractProgress() func(done, total int64) {
+// byteProgress starts a progress reporter for a phase measured in bytes.
+// The caller ends it with Done.
+func (b *builder) byteProgress(phase string) *progress.Reporter {
 	rep := progress.New(b.out)
-	rep.Phase("extract")
-	return rep.Bytes
+	rep.Phase(phase)
+	return rep
 }
 
 func (b *builder) verboseWriter() io.Writer {

@@ -35,7 +35,3 @@ func (b *builder) buildRange(ctx context.Context, spec source.Spec) (Result, err
 	}
 	return last, nil
 }
-
-func (b *builder) expandRange(ctx context.Context, spec source.Spec) ([]string, error) {
-	return nil, fmt.Errorf("version range %s is not supported yet — build each version with -version=V", spec.Raw)
-}
