@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/magefile/mage/mg"
 
@@ -76,6 +77,25 @@ func (Kernel) Clean(ctx context.Context, keep *int, corruptOnly, force *bool) er
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 	})
+}
+
+// Smoke boots a cached kernel under QEMU and reports whether sched_ext and
+// BTF are there. It takes the source flags of kernel:path and defaults to
+// the newest cached kernel; -accel=auto|kvm|tcg, -timeout=60s.
+func (Kernel) Smoke(ctx context.Context, source, version, git, ref *string, accel *string, timeout *time.Duration) error {
+	spec, err := pipeline.SpecFromFlags(deref(source), deref(version), deref(git), deref(ref))
+	if err != nil {
+		return err
+	}
+	req := pipeline.SmokeRequest{Request: pipeline.Request{Spec: spec}, Accel: deref(accel)}
+	if timeout != nil {
+		req.Timeout = *timeout
+	}
+	report, err := pipeline.Smoke(ctx, req)
+	if report.Accel != "" {
+		fmt.Println(report.String())
+	}
+	return err
 }
 
 // Doctor checks the host for everything a sched_ext kernel build and a QEMU

@@ -17,6 +17,7 @@ import (
 	"github.com/ktstr/ktbuild/lib/cache"
 	"github.com/ktstr/ktbuild/lib/gitsrc"
 	"github.com/ktstr/ktbuild/lib/kbuild"
+	"github.com/ktstr/ktbuild/lib/smoke"
 	"github.com/ktstr/ktbuild/lib/source"
 )
 
@@ -345,6 +346,9 @@ func Doctor(ctx context.Context, w io.Writer) error {
 			state = "ok " + t.Version
 		}
 		fmt.Fprintf(w, "%-12s %s — %s\n", t.Name, state, t.Why)
+	}
+	for _, c := range smoke.Doctor(ctx, "") {
+		fmt.Fprintln(w, c.String())
 	}
 	return err
 }

@@ -1,0 +1,144 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ktstr/ktbuild/internal/fakekernel"
+)
+
+func TestSpecFromFlags(t *testing.T) {
+	cases := []struct {
+		source, version, git, ref string
+		want, wantErr             string
+	}{
+		{want: ""},
+		{source: "/src/linux", want: "/src/linux"},
+		{source: "linux", want: "./linux"},
+		{source: "linux-6.12.tar.xz", want: "./linux-6.12.tar.xz"},
+		{version: "6.12", want: "6.12"},
+		{version: "6.10..6.12", want: "6.10..6.12"},
+		{git: "https://example.invalid/linux.git", ref: "for-next/sched", want: "git+https://example.invalid/linux.git#for-next/sched"},
+		{ref: "main", wantErr: "-ref=main needs -git"},
+		{git: "https://example.invalid/linux.git", wantErr: "needs -ref"},
+		{source: "/src/linux", version: "6.12", wantErr: "-source and -version"},
+		{version: "6.12", git: "u", ref: "r", wantErr: "-version and -git"},
+	}
+	for _, tc := range cases {
+		got, err := SpecFromFlags(tc.source, tc.version, tc.git, tc.ref)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("SpecFromFlags(%q, %q, %q, %q) error = %v, want %q", tc.source, tc.version, tc.git, tc.ref, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("SpecFromFlags(%q, %q, %q, %q) = %q, %v; want %q", tc.source, tc.version, tc.git, tc.ref, got, err, tc.want)
+		}
+	}
+}
+
+// seedCache builds one fake kernel into a fresh cache and adds a corrupt
+// entry beside it.
+func seedCache(t *testing.T) (root string, key string) {
+	t.Helper()
+	tree := gitTree(t, fakekernel.Options{})
+	extra := filepath.Join(t.TempDir(), "extra.kconfig")
+	writeFile(t, extra, "CONFIG_FAKE_PARENT=y\n")
+	req, out := testRequest(t, tree, nil)
+	req.ExtraKconfig = extra
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	corrupt := filepath.Join(req.CacheDir, "6.1.0-tarball-x86_64-kc00000000")
+	if err := os.MkdirAll(corrupt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(corrupt, "metadata.json"), `{"version": "6.1.0", "sour`)
+	return req.CacheDir, res.Key
+}
+
+func TestListShowsTagsAndCorruptEntries(t *testing.T) {
+	root, key := seedCache(t)
+	var stdout, stderr bytes.Buffer
+	if err := List(context.Background(), ListRequest{CacheDir: root, Stdout: &stdout, Stderr: &stderr}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want a header and 2 rows, got:\n%s", stdout.String())
+	}
+	if !strings.HasPrefix(lines[1], key) || !strings.Contains(lines[1], "extra kconfig") {
+		t.Errorf("valid row should come first with its extra kconfig tag: %q", lines[1])
+	}
+	if !strings.Contains(lines[2], "corrupt (truncated)") {
+		t.Errorf("corrupt row should come last, classed truncated: %q", lines[2])
+	}
+	if !strings.Contains(stderr.String(), "extra kconfig:") {
+		t.Errorf("no legend for the extra kconfig tag on stderr: %q", stderr.String())
+	}
+}
+
+func TestListJSON(t *testing.T) {
+	root, key := seedCache(t)
+	var stdout, stderr bytes.Buffer
+	if err := List(context.Background(), ListRequest{CacheDir: root, JSON: true, Stdout: &stdout, Stderr: &stderr}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
+		t.Fatalf("cache:list -json is not a JSON array: %v\n%s", err, stdout.String())
+	}
+	if len(rows) != 2 {
+		t.Fatalf("want 2 rows, got %d", len(rows))
+	}
+	if rows[0]["key"] != key || rows[0]["kconfig_status"] != "current" || rows[0]["metadata"] == nil {
+		t.Errorf("valid row = %v", rows[0])
+	}
+	if rows[1]["status"] != "corrupt" || rows[1]["corrupt_kind"] != "truncated" {
+		t.Errorf("corrupt row = %v", rows[1])
+	}
+}
+
+func TestCleanWithoutTerminalRefuses(t *testing.T) {
+	root, _ := seedCache(t)
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	var stderr bytes.Buffer
+	err = Clean(context.Background(), CleanRequest{CacheDir: root, Stdin: devNull, Stdout: &stderr, Stderr: &stderr})
+	if err == nil || !strings.Contains(err.Error(), "-force") {
+		t.Fatalf("clean without a terminal: want an error suggesting -force, got %v", err)
+	}
+	if n := len(cacheEntries(t, root)); n != 2 {
+		t.Errorf("refused clean removed entries: %d left, want 2", n)
+	}
+}
+
+func TestCleanKeepsNewestValid(t *testing.T) {
+	root, key := seedCache(t)
+	one := 1
+	var stderr bytes.Buffer
+	if err := Clean(context.Background(), CleanRequest{CacheDir: root, Keep: &one, Force: true, Stdout: &stderr, Stderr: &stderr}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cacheEntries(t, root); len(got) != 1 || got[0] != key {
+		t.Errorf("after -keep=1: entries %v, want only %s (corrupt ones never keep a slot)", got, key)
+	}
+}
+
+func TestCleanRejectsConflictingFlags(t *testing.T) {
+	zero := 0
+	err := Clean(context.Background(), CleanRequest{CacheDir: t.TempDir(), Keep: &zero, CorruptOnly: true})
+	if err == nil || !strings.Contains(err.Error(), "-corruptonly") {
+		t.Errorf("want a conflict error, got %v", err)
+	}
+}
