@@ -309,6 +309,11 @@ func (b *builder) lockSourceTree(ctx context.Context, acq *acquired) (*Result, e
 		}
 		return nil, nil
 	}
+	// A .config seen before the wait may have been the peer's half-done
+	// configure; now that the peer is done, it is final.
+	if acq.key, err = b.localKey(acq.src); err != nil {
+		return nil, err
+	}
 	e, ok, err := b.cache.Lookup(acq.key)
 	if err != nil || !ok {
 		return nil, err
@@ -316,7 +321,7 @@ func (b *builder) lockSourceTree(ctx context.Context, acq *acquired) (*Result, e
 	if _, err := os.Stat(e.ImagePath); err != nil {
 		return nil, nil
 	}
-	b.say("a concurrent build filled cache entry %s while we waited — using it", acq.key)
+	b.say("a concurrent build of %s filled the cache while we waited — using %s", acq.src.LocalPath, acq.key)
 	return hitResult(e), nil
 }
 
