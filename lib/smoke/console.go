@@ -108,7 +108,7 @@ func lastLines(text string, n int) []string {
 // follows up to the end-of-panic line or a fixed count. It returns nil when
 // text holds no panic.
 func panicLines(text string) []string {
-	const before, after = 6, 24
+	const before, after = 10, 24
 	lines := strings.Split(strings.ReplaceAll(text, "\r", ""), "\n")
 	at := -1
 	for i, l := range lines {
