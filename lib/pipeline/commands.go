@@ -17,6 +17,7 @@ import (
 	"github.com/ktstr/ktbuild/lib/cache"
 	"github.com/ktstr/ktbuild/lib/gitsrc"
 	"github.com/ktstr/ktbuild/lib/kbuild"
+	"github.com/ktstr/ktbuild/lib/kernelorg"
 	"github.com/ktstr/ktbuild/lib/smoke"
 	"github.com/ktstr/ktbuild/lib/source"
 )
@@ -117,6 +118,33 @@ type ListRequest struct {
 	JSON           bool
 	CacheDir       string
 	Stdout, Stderr io.Writer
+	// Getenv reads the environment; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// OfflineEnv names the variable that keeps ktbuild off the network: no
+// kernel.org lookups for the default kernel or for cache:list's EOL tag.
+const OfflineEnv = "KTBUILD_OFFLINE"
+
+// releasesTimeout bounds cache:list's releases.json fetch for the EOL tag.
+const releasesTimeout = 5 * time.Second
+
+// fetchReleases returns kernel.org's release list for the EOL tag, or nil
+// with a one-line note on w when it cannot be had.
+func fetchReleases(ctx context.Context, getenv func(string) string, w io.Writer) []kernelorg.Release {
+	if getenv(OfflineEnv) != "" {
+		return nil
+	}
+	client := kernelorg.NewClient()
+	client.Base = strings.TrimRight(getenv(kernelorg.BaseURLEnv), "/")
+	ctx, cancel := context.WithTimeout(ctx, releasesTimeout)
+	defer cancel()
+	releases, err := client.Releases(ctx)
+	if err != nil {
+		fmt.Fprintf(w, "note: no EOL tags — cannot fetch the kernel.org release list: %v\n", err)
+		return nil
+	}
+	return releases
 }
 
 // listRow is one cache entry as cache:list -json prints it.
@@ -143,6 +171,14 @@ func List(ctx context.Context, req ListRequest) error {
 	if err != nil {
 		return err
 	}
+	getenv := req.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var releases []kernelorg.Release
+	if len(entries) > 0 {
+		releases = fetchReleases(ctx, getenv, req.Stderr)
+	}
 	current := kconfig.FragmentHash()
 	rows := make([]listRow, 0, len(entries))
 	for _, le := range entries {
@@ -155,6 +191,9 @@ func List(ctx context.Context, req ListRequest) error {
 		meta := le.Entry.Meta
 		row.Status, row.Image, row.Metadata = "valid", le.Entry.ImagePath, &meta
 		row.Tags = append(row.Tags, cache.Tags(le.Entry, current)...)
+		if meta.Version != nil && kernelorg.IsEOL(releases, *meta.Version) {
+			row.Tags = append(row.Tags, "EOL")
+		}
 		row.KconfigStatus = kconfigStatus(meta, current)
 		rows = append(rows, row)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ktstr/ktbuild/internal/fakekernel"
+	"github.com/ktstr/ktbuild/lib/kernelorg/kernelorgtest"
 )
 
 func TestSpecFromFlags(t *testing.T) {
@@ -67,7 +68,7 @@ func seedCache(t *testing.T) (root string, key string) {
 func TestListShowsTagsAndCorruptEntries(t *testing.T) {
 	root, key := seedCache(t)
 	var stdout, stderr bytes.Buffer
-	if err := List(context.Background(), ListRequest{CacheDir: root, Stdout: &stdout, Stderr: &stderr}); err != nil {
+	if err := List(context.Background(), ListRequest{CacheDir: root, Stdout: &stdout, Stderr: &stderr, Getenv: offline}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
@@ -88,7 +89,7 @@ func TestListShowsTagsAndCorruptEntries(t *testing.T) {
 func TestListJSON(t *testing.T) {
 	root, key := seedCache(t)
 	var stdout, stderr bytes.Buffer
-	if err := List(context.Background(), ListRequest{CacheDir: root, JSON: true, Stdout: &stdout, Stderr: &stderr}); err != nil {
+	if err := List(context.Background(), ListRequest{CacheDir: root, JSON: true, Stdout: &stdout, Stderr: &stderr, Getenv: offline}); err != nil {
 		t.Fatal(err)
 	}
 	var rows []map[string]any
@@ -140,5 +141,50 @@ func TestCleanRejectsConflictingFlags(t *testing.T) {
 	err := Clean(context.Background(), CleanRequest{CacheDir: t.TempDir(), Keep: &zero, CorruptOnly: true})
 	if err == nil || !strings.Contains(err.Error(), "-corruptonly") {
 		t.Errorf("want a conflict error, got %v", err)
+	}
+}
+
+func offline(name string) string {
+	if name == OfflineEnv {
+		return "1"
+	}
+	return ""
+}
+
+func TestListTagsEndOfLifeSeries(t *testing.T) {
+	root, key := seedCache(t)
+	srv := kernelorgtest.New(t)
+	srv.SetReleases(kernelorgtest.Row{Moniker: "stable", Version: "6.13.2"})
+	env := map[string]string{"KTSTR_KERNEL_ORG_URL": srv.URL}
+	var stdout, stderr bytes.Buffer
+
+	err := List(context.Background(), ListRequest{CacheDir: root, Stdout: &stdout, Stderr: &stderr, Getenv: func(n string) string { return env[n] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexpLine(t, stdout.String(), key)
+	if !strings.Contains(row, "EOL") {
+		t.Errorf("6.12 is gone from releases.json but the row has no EOL tag: %q", row)
+	}
+	if !strings.Contains(stderr.String(), "EOL:") {
+		t.Errorf("no legend line for EOL: %q", stderr.String())
+	}
+}
+
+func TestListSaysOnceWhenReleasesUnavailable(t *testing.T) {
+	root, _ := seedCache(t)
+	srv := kernelorgtest.New(t)
+	srv.SetFile("/releases.json", []byte("<html>maintenance</html>"), "text/html")
+	env := map[string]string{"KTSTR_KERNEL_ORG_URL": srv.URL}
+	var stdout, stderr bytes.Buffer
+
+	if err := List(context.Background(), ListRequest{CacheDir: root, Stdout: &stdout, Stderr: &stderr, Getenv: func(n string) string { return env[n] }}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(stderr.String(), "no EOL tags"); n != 1 {
+		t.Errorf("want one note about missing EOL tags, got %d:\n%s", n, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "EOL") {
+		t.Errorf("EOL tag shown without a release list:\n%s", stdout.String())
 	}
 }

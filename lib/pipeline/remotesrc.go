@@ -177,6 +177,13 @@ func (b *builder) expandRange(ctx context.Context, spec source.Spec) ([]string, 
 // newest distribution source tarball. It returns the spec and why it was
 // chosen.
 func DefaultSource(ctx context.Context, getenv func(string) string) (spec, why string, err error) {
+	if getenv(OfflineEnv) != "" {
+		tarball, err := newestDistroTarball(DistroTarballGlob)
+		if err != nil {
+			return "", "", err
+		}
+		return tarball, OfflineEnv + " is set, so the newest distribution source tarball", nil
+	}
 	client := kernelorg.NewClient()
 	client.Base = strings.TrimRight(getenv(kernelorg.BaseURLEnv), "/")
 	latest, err := client.LatestStable(ctx)
