@@ -44,6 +44,8 @@ type Result struct {
 // re-checks, configure, make, validation, store. Everything it takes is
 // released in reverse order before it returns, on success or failure.
 func Build(ctx context.Context, req Request) (Result, error) {
+	ctx, cancel := withCleanupMargin(ctx)
+	defer cancel()
 	b, err := newBuilder(&req)
 	if err != nil {
 		return Result{}, err
@@ -64,6 +66,19 @@ func Build(ctx context.Context, req Request) (Result, error) {
 		b.say("cache hit: %s", res.Key)
 	}
 	return res, err
+}
+
+// cleanupMargin is how long before the caller's deadline Build gives up, so
+// that make's process group is killed and every lock released before a
+// runner that exits at the deadline itself (`mage -t`) ends the process.
+const cleanupMargin = 4 * time.Second
+
+func withCleanupMargin(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok || time.Until(deadline) < 2*cleanupMargin {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline.Add(-cleanupMargin))
 }
 
 // builder carries the state of one Build call between its steps.
