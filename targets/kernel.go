@@ -67,7 +67,7 @@ func (Kernel) Path(ctx context.Context, source, version, git, ref *string, extra
 
 // Clean removes cached kernels: corrupt entries always, and valid ones beyond
 // the -keep=N newest. -corruptonly removes corrupt entries only. Without
-// -force it lists what would go and asks on a terminal.
+// -force it lists what would go and prompts on a terminal.
 func (Kernel) Clean(ctx context.Context, keep *int, corruptOnly, force *bool) error {
 	return pipeline.Clean(ctx, pipeline.CleanRequest{
 		Keep:        keep,

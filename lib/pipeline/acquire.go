@@ -88,8 +88,8 @@ func (b *builder) acquire(ctx context.Context, spec source.Spec) (*acquired, *Re
 	return nil, nil, fmt.Errorf("kernel spec %q (%s) cannot be built on its own — pass a path, a version or git+URL#REF", spec.Raw, spec.Kind)
 }
 
-// lookupKey serves a cache-key spec; a miss is an error because a key alone
-// says nothing about how to build the kernel.
+// lookupKey serves a cache-key spec. A miss is an error, because a key
+// alone does not describe how to build the kernel.
 func (b *builder) lookupKey(key string) (*Result, error) {
 	if err := cache.ValidateKey(key); err != nil {
 		return nil, err
@@ -257,7 +257,7 @@ func (b *builder) preflight() error {
 }
 
 // lockSource takes the exclusive lock {root}/.locks/source-{crc32(id)}.lock.
-// When another build holds it, it says whose build it waits for, then blocks
+// When another build holds it, it prints whose build it waits for, then blocks
 // until the lock is free or ctx ends. waited reports whether it had to wait.
 func (b *builder) lockSource(ctx context.Context, what, id string) (*flock.Lock, bool, error) {
 	path := b.cache.LockPath("source-" + cache.CRC32Hex([]byte(id)) + ".lock")

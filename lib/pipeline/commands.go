@@ -61,7 +61,7 @@ func SpecFromFlags(sourcePath, version, gitURL, ref string) (string, error) {
 }
 
 // Path finds a cached kernel for the request's spec without building it.
-// A miss is an error that says how to build the kernel.
+// A miss is an error that names the command that builds the kernel.
 func Path(ctx context.Context, req Request) (Result, error) {
 	b, err := newBuilder(&req)
 	if err != nil {
@@ -313,7 +313,8 @@ type CleanRequest struct {
 }
 
 // Clean removes cached kernels: corrupt entries always, valid ones beyond
-// the Keep newest. Without Force it asks on a terminal and refuses without one.
+// the Keep newest. Without Force it prompts on a terminal, and without one
+// it returns an error.
 func Clean(ctx context.Context, req CleanRequest) error {
 	if req.Keep != nil && *req.Keep < 0 {
 		return fmt.Errorf("invalid -keep=%d: expected 0 or more entries to keep", *req.Keep)

@@ -206,7 +206,7 @@ type acquired struct {
 	key string
 }
 
-// built is what make produced.
+// built holds the outputs of make and the facts recorded about them.
 type built struct {
 	image   string
 	vmlinux string // "" when the build produced none

@@ -299,8 +299,8 @@ func TestBuildRejectsBadInput(t *testing.T) {
 }
 
 func TestBuildUnwritableCacheRoot(t *testing.T) {
-	// Root writes through permission bits, so a regular file stands where
-	// a directory is needed: that fails for every user.
+	// Root writes through permission bits, so a regular file is placed
+	// where a directory is needed, which fails for every user.
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)
 	blocker := filepath.Join(t.TempDir(), "file")
