@@ -304,12 +304,12 @@ func openCache(dir string) (*cache.Cache, error) {
 
 // CleanRequest configures Clean.
 type CleanRequest struct {
-	Keep                  *int // nil: no valid entry is kept
-	CorruptOnly           bool
-	Force                 bool
-	CacheDir              string
-	Stdin                 *os.File
-	Stdout, Stderr        io.Writer
+	Keep           *int // nil: no valid entry is kept
+	CorruptOnly    bool
+	Force          bool
+	CacheDir       string
+	Stdin          *os.File
+	Stdout, Stderr io.Writer
 }
 
 // Clean removes cached kernels: corrupt entries always, valid ones beyond
