@@ -1,0 +1,147 @@
+package remote
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+)
+
+// Kinds of remote cache failure, for errors.Is on an *Error.
+var (
+	// ErrUnreachable means no HTTP exchange with the registry succeeded:
+	// connection refused, DNS failure, connect timeout, or TLS failure.
+	ErrUnreachable = errors.New("registry unreachable")
+	// ErrAuth means the registry rejected the request with 401 or 403, or
+	// asked for credentials that the Docker config does not have.
+	ErrAuth = errors.New("registry authorization failed")
+	// ErrCorrupt means a blob does not match its digest or size, or does
+	// not decompress. Nothing is stored locally when a pull fails with it.
+	ErrCorrupt = errors.New("corrupt artifact")
+	// ErrInvalidArtifact means the tag holds something other than a
+	// kernel entry pushed by this package.
+	ErrInvalidArtifact = errors.New("not a kernel cache artifact")
+)
+
+// Error is a failed push or pull.
+type Error struct {
+	Op   string // "push" or "pull"
+	Ref  string // the artifact, host[:port]/path:tag
+	Kind error  // ErrUnreachable, ErrAuth, ErrCorrupt, ErrInvalidArtifact, or nil when none fits
+	Err  error  // the cause
+	Hint string // next step for the operator, or "" when there is none to give
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "remote cache %s %s: ", e.Op, e.Ref)
+	if e.Kind != nil {
+		b.WriteString(e.Kind.Error())
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	if e.Hint != "" {
+		b.WriteString(" — ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
+
+// Unwrap returns the kind and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Kind == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// kindError is a cause whose kind and hint are already known where it
+// happened, such as a digest mismatch of a named blob.
+type kindError struct {
+	kind error
+	err  error
+	hint string
+}
+
+func (e *kindError) Error() string { return e.err.Error() }
+func (e *kindError) Unwrap() error { return e.err }
+
+func corruptf(hint, format string, args ...any) error {
+	return &kindError{kind: ErrCorrupt, err: fmt.Errorf(format, args...), hint: hint}
+}
+
+func invalidf(hint, format string, args ...any) error {
+	return &kindError{kind: ErrInvalidArtifact, err: fmt.Errorf(format, args...), hint: hint}
+}
+
+// wrap turns err from operation op on ref into an *Error with a kind and a
+// hint.
+func (r *Remote) wrap(op, ref string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var already *Error
+	if errors.As(err, &already) {
+		return err
+	}
+	e := &Error{Op: op, Ref: ref, Err: err}
+	var known *kindError
+	if errors.As(err, &known) {
+		e.Kind, e.Hint = known.kind, known.hint
+		return e
+	}
+	e.Kind, e.Hint = r.classify(op, err)
+	return e
+}
+
+// classify names the kind of a registry error and the operator's next step.
+func (r *Remote) classify(op string, err error) (kind error, hint string) {
+	host := r.ref.Registry
+	var resp *errcode.ErrorResponse
+	var certErr *tls.CertificateVerificationError
+	var authorityErr x509.UnknownAuthorityError
+	var netErr net.Error
+
+	switch {
+	case errors.Is(err, context.Canceled):
+		return nil, ""
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return ErrAuth, fmt.Sprintf("run `docker login %s`, or set DOCKER_CONFIG to a directory whose config.json has credentials for %s (%s has none)",
+			host, host, r.configName())
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized:
+		return ErrAuth, fmt.Sprintf("run `docker login %s` again, or set DOCKER_CONFIG to a directory whose config.json has valid credentials (the registry rejected those in %s)",
+			host, r.configName())
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusForbidden:
+		return ErrAuth, fmt.Sprintf("ask for %s access to %s, or log in as another account with `docker login %s` (credentials from %s)",
+			op, r, host, r.configName())
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http has no error value for this, only the text.
+		return ErrUnreachable, fmt.Sprintf("set %s=1 if %s is meant to serve plain HTTP", EnvPlainHTTP, host)
+	case errors.As(err, &certErr) || errors.As(err, &authorityErr):
+		return ErrUnreachable, fmt.Sprintf("add the CA of the TLS certificate of %s to the system trust store", host)
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, "retry, or check the network path to " + host
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.As(err, new(*net.DNSError)), errors.As(err, new(*net.OpError)),
+		errors.As(err, &netErr) && netErr.Timeout():
+		return ErrUnreachable, fmt.Sprintf("check that the registry at %s is up and reachable, and that %s names it", host, EnvRepository)
+	}
+	return nil, ""
+}
+
+// configName describes where credentials come from, for hints.
+func (r *Remote) configName() string {
+	if r.dockerConfig == "" {
+		return "no Docker config file"
+	}
+	return r.dockerConfig
+}
