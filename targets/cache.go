@@ -17,3 +17,20 @@ type Cache mg.Namespace
 func (Cache) List(ctx context.Context, json *bool) error {
 	return pipeline.List(ctx, pipeline.ListRequest{JSON: derefBool(json), Stdout: os.Stdout, Stderr: os.Stderr})
 }
+
+// Push uploads a cached kernel to the OCI registry repository named by
+// KTSTR_REMOTE_CACHE. -key=KEY names the entry; without it the source flags
+// of kernel:path do. Prints the pushed reference.
+func (Cache) Push(ctx context.Context, key, source, version, git, ref *string) error {
+	spec, err := pipeline.SpecFromFlags(deref(source), deref(version), deref(git), deref(ref))
+	if err != nil {
+		return err
+	}
+	return pipeline.Push(ctx, pipeline.TransferRequest{Key: deref(key), Request: pipeline.Request{Spec: spec}, Stdout: os.Stdout})
+}
+
+// Pull fetches the kernel with cache key -key=KEY from the registry named by
+// KTSTR_REMOTE_CACHE into the local cache, and prints its image path.
+func (Cache) Pull(ctx context.Context, key *string) error {
+	return pipeline.Pull(ctx, pipeline.TransferRequest{Key: deref(key), Stdout: os.Stdout})
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/ktstr/ktbuild/lib/cache"
 	"github.com/ktstr/ktbuild/lib/kbuild"
 	"github.com/ktstr/ktbuild/lib/progress"
+	"github.com/ktstr/ktbuild/lib/remote"
 	"github.com/ktstr/ktbuild/lib/sandbox"
 	"github.com/ktstr/ktbuild/lib/source"
 )
@@ -94,6 +95,9 @@ type builder struct {
 	jobs    int              // make -j
 	sandbox *sandbox.Sandbox // nil without a cpuset sandbox
 
+	remote        *remote.Remote // KTSTR_REMOTE_CACHE, nil when unset
+	remoteChecked bool
+
 	// releases run in reverse order when the build ends.
 	releases []func()
 }
@@ -158,6 +162,11 @@ func (b *builder) buildOne(ctx context.Context, spec source.Spec) (Result, error
 	acq, hit, err := b.acquire(ctx, spec)
 	if err != nil || hit != nil {
 		return derefResult(hit), err
+	}
+	if !acq.src.Dirty {
+		if hit := b.pullRemote(ctx, acq.key); hit != nil {
+			return *hit, nil
+		}
 	}
 
 	if err := b.reserve(ctx, budget); err != nil {

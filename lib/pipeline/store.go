@@ -35,6 +35,7 @@ func (b *builder) store(ctx context.Context, acq *acquired, out *built) (Result,
 	b.log.Debug("stored", "key", e.Key, "secs", time.Since(start).Seconds())
 	// The entry keeps its own copy of the log.
 	os.Remove(out.logPath)
+	b.pushRemote(ctx, e)
 	return Result{Key: e.Key, Entry: &e, ImagePath: e.ImagePath}, nil
 }
 

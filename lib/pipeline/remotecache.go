@@ -1,0 +1,138 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/ktstr/ktbuild/lib/cache"
+	"github.com/ktstr/ktbuild/lib/remote"
+)
+
+// remoteCache returns the remote cache named by KTSTR_REMOTE_CACHE, or nil.
+// A bad value is a warning: the remote cache never fails a build.
+func (b *builder) remoteCache() *remote.Remote {
+	if b.remoteChecked {
+		return b.remote
+	}
+	b.remoteChecked = true
+	r, err := remote.FromEnv(b.req.getenv)
+	if err != nil {
+		b.warnf("remote cache off: %v", err)
+		return nil
+	}
+	b.remote = r
+	return r
+}
+
+// pullRemote fetches key from the remote cache into the local one on a
+// local miss. Any failure is a warning and the build goes on.
+func (b *builder) pullRemote(ctx context.Context, key string) *Result {
+	r := b.remoteCache()
+	if r == nil || b.req.Force {
+		return nil
+	}
+	e, found, err := r.Pull(ctx, key, b.cache)
+	switch {
+	case err != nil:
+		b.warnf("could not pull %s from the remote cache %s: %v — building it", key, r, err)
+		return nil
+	case !found:
+		b.log.Debug("remote cache miss", "key", key, "remote", r.String())
+		return nil
+	}
+	b.say("pulled %s from the remote cache %s", key, r)
+	return hitResult(e)
+}
+
+// pushRemote uploads a freshly stored entry; a failure is a warning.
+func (b *builder) pushRemote(ctx context.Context, e cache.Entry) {
+	r := b.remoteCache()
+	if r == nil {
+		return
+	}
+	pub, err := r.Publish(ctx, e)
+	if err != nil {
+		b.warnf("could not push %s to the remote cache %s: %v", e.Key, r, err)
+		return
+	}
+	b.say("pushed %s to %s (%s sent, %d blobs already there)", e.Key, pub.Ref, humanSize(pub.Uploaded), pub.Reused)
+}
+
+// TransferRequest configures Push and Pull of one cache entry.
+type TransferRequest struct {
+	// Key names the entry; empty means the entry Request's spec resolves
+	// to, as kernel:path finds it.
+	Key     string
+	Request Request
+	Stdout  io.Writer
+}
+
+// Push uploads a cached kernel to the remote cache named by
+// KTSTR_REMOTE_CACHE and prints its reference.
+func Push(ctx context.Context, req TransferRequest) error {
+	r, err := remote.FromEnv(req.Request.getenv)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return fmt.Errorf("%s is not set — set it to a registry repository such as ghcr.io/org/kernels", remote.EnvRepository)
+	}
+	var e cache.Entry
+	if req.Key != "" {
+		c, err := openCache(req.Request.CacheDir)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if e, ok, err = c.Lookup(req.Key); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("no cached kernel with key %s in %s — run `mage cache:list` to see the keys", req.Key, c.Root)
+		}
+	} else {
+		res, err := Path(ctx, req.Request)
+		if err != nil {
+			return err
+		}
+		e = *res.Entry
+	}
+	pub, err := r.Publish(ctx, e)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(req.Request.stderr(), "ktbuild: pushed %s (%s sent, %d blobs already there)\n", e.Key, humanSize(pub.Uploaded), pub.Reused)
+	fmt.Fprintln(req.Stdout, pub.Ref)
+	return nil
+}
+
+// Pull fetches a kernel from the remote cache into the local one and prints
+// its image path.
+func Pull(ctx context.Context, req TransferRequest) error {
+	if req.Key == "" {
+		return fmt.Errorf("cache:pull needs -key=KEY — the remote cache is looked up by cache key")
+	}
+	if err := cache.ValidateKey(req.Key); err != nil {
+		return err
+	}
+	r, err := remote.FromEnv(req.Request.getenv)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return fmt.Errorf("%s is not set — set it to the registry repository that holds the kernels", remote.EnvRepository)
+	}
+	c, err := openCache(req.Request.CacheDir)
+	if err != nil {
+		return err
+	}
+	e, found, err := r.Pull(ctx, req.Key, c)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%s has no kernel tagged %s — push it first with `mage cache:push -key=%s` on a machine that has it", r, remote.TagFor(req.Key), req.Key)
+	}
+	fmt.Fprintln(req.Stdout, e.ImagePath)
+	return nil
+}
