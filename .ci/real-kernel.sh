@@ -39,8 +39,12 @@ echo "real-kernel: cache hit in ${elapsed_ms} ms"
 
 "$mage_bin" cache:list
 entry_dir=$(dirname "$image")
-bpftool btf dump file "$entry_dir/vmlinux" | grep -q "'scx_bpf_kick_cpu'" ||
+# Written to a file first: grep -q would close the pipe early, and under
+# pipefail bpftool's SIGPIPE would read as a failure.
+bpftool btf dump file "$entry_dir/vmlinux" >"$work/btf.txt"
+grep -q "FUNC 'scx_bpf_kick_cpu'" "$work/btf.txt" ||
 	{ echo "real-kernel: FAIL: stripped vmlinux has no scx_bpf_kick_cpu in its BTF" >&2; exit 1; }
+echo "real-kernel: stripped vmlinux BTF has $(grep -c '^\[' "$work/btf.txt") types, scx_bpf_kick_cpu among them"
 
 echo "real-kernel: booting $image under QEMU"
 "$mage_bin" kernel:smoke -source="$tarball" -accel=tcg
