@@ -1,0 +1,237 @@
+package source
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// extractPrefix starts the name of every temp dir Extract creates.
+const extractPrefix = ".extract-"
+
+// ExtractFile extracts a local kernel tarball (.tar.xz, .tar.gz, .tar.bz2 or
+// .tar.zst) into a new temp dir under parentDir and returns the tree, with
+// its version read from the tree's Makefile. progress, when not nil, is
+// called with the compressed bytes read so far and the file size; it may
+// run on another goroutine, but never concurrently with itself. The caller
+// calls Cleanup on the result when the build ends.
+func ExtractFile(ctx context.Context, tarball, parentDir string, progress func(done, total int64)) (*Acquired, error) {
+	compression := TarballCompression(tarball)
+	if compression == "" {
+		return nil, fmt.Errorf("extract: %s is not a kernel tarball — pass a .tar.xz, .tar.gz, .tar.bz2 or .tar.zst file, or a source directory", tarball)
+	}
+	f, err := os.Open(tarball)
+	if err != nil {
+		return nil, fmt.Errorf("extract: cannot open tarball: %w — check the path and its permissions", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("extract: %w", err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("extract: %s is a directory — pass it as a source tree, not a tarball", tarball)
+	}
+	canonical, err := filepath.Abs(tarball)
+	if err == nil {
+		canonical, err = filepath.EvalSymlinks(canonical)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("extract: resolve %s: %w", tarball, err)
+	}
+
+	dir, err := extract(ctx, newProgressReader(f, fi.Size(), progress), compression, parentDir)
+	if err != nil {
+		return nil, fmt.Errorf("extract %s: %w", tarball, err)
+	}
+	acq := &Acquired{
+		Dir:      dir,
+		Origin:   OriginTarball,
+		IsTemp:   true,
+		Tarball:  &TarballFile{Path: canonical, Size: fi.Size(), ModTime: fi.ModTime()},
+		tempRoot: filepath.Dir(dir),
+	}
+	if err := checkKernelTree(dir, dir); err != nil {
+		acq.Cleanup()
+		return nil, fmt.Errorf("extract %s: the tarball holds no kernel source tree (its top directory lacks Makefile or Kconfig) — pass a kernel source tarball", tarball)
+	}
+	acq.Version, err = ReadMakefileVersion(dir)
+	if err != nil {
+		acq.Cleanup()
+		return nil, fmt.Errorf("extract %s: %w", tarball, err)
+	}
+	return acq, nil
+}
+
+// Extract reads a tar stream compressed with compression (xz, gzip, bzip2,
+// zstd or none; "gz", "bz2" and "zst" are accepted too) from r and writes it
+// into a new temp dir under parentDir, named ".extract-*". It returns the
+// tree's top directory: the tarball's single top-level directory, or, when
+// the tarball has several top-level entries, a directory holding all of
+// them. Remove the tree with RemoveExtracted when done.
+//
+// Entries that would land outside the temp dir are rejected: absolute
+// names, ".." components, symlinks whose target leaves the tree (checked
+// again after extraction, following the links between them), hard links to
+// anything but an earlier regular file, and entries whose path goes
+// through a symlink. Device and FIFO entries are rejected too. On any error
+// the temp dir is removed. Modes keep their permission bits with the umask
+// applied; owners are not restored.
+func Extract(ctx context.Context, r io.Reader, compression string, parentDir string) (string, error) {
+	dir, err := extract(ctx, r, compression, parentDir)
+	if err != nil {
+		return "", fmt.Errorf("extract: %w", err)
+	}
+	return dir, nil
+}
+
+// extract is Extract with errors that carry no "extract" label, so each
+// exported caller adds its own.
+func extract(ctx context.Context, r io.Reader, compression string, parentDir string) (string, error) {
+	compression, err := normalizeCompression(compression)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(parentDir, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w — choose a writable directory", parentDir, err)
+	}
+	tmp, err := os.MkdirTemp(parentDir, extractPrefix+"*")
+	if err != nil {
+		return "", fmt.Errorf("create temp dir in %s: %w — check that it is writable and has free space", parentDir, err)
+	}
+
+	dir, err := extractInto(ctx, r, compression, tmp)
+	if err != nil {
+		if rmErr := os.RemoveAll(tmp); rmErr != nil {
+			err = fmt.Errorf("%w (and removing %s failed: %v)", err, tmp, rmErr)
+		}
+		return "", err
+	}
+	return dir, nil
+}
+
+// RemoveExtracted removes the temp dir that Extract created around dir.
+func RemoveExtracted(dir string) error {
+	tmp := filepath.Dir(dir)
+	if !strings.HasPrefix(filepath.Base(tmp), extractPrefix) {
+		return fmt.Errorf("extract: %s was not returned by Extract (its parent is not a %s* dir) — remove it by hand", dir, extractPrefix)
+	}
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("extract: remove %s: %w", tmp, err)
+	}
+	return nil
+}
+
+func extractInto(ctx context.Context, r io.Reader, compression, tmp string) (string, error) {
+	dec, err := openDecoder(ctx, r, compression)
+	if err != nil {
+		return "", err
+	}
+	w, err := newTreeWriter(tmp)
+	if err != nil {
+		dec.finish(err)
+		return "", err
+	}
+	defer w.release()
+
+	readErr := readArchive(ctx, tar.NewReader(bufio.NewReaderSize(dec, 1<<20)), w)
+	if closeErr := w.close(); readErr == nil {
+		readErr = closeErr
+	}
+	// The decoder's own error (corrupt or truncated input) explains a tar
+	// read failure better than "unexpected EOF", so it takes precedence.
+	if err := dec.finish(readErr); err != nil {
+		if errors.Is(err, errUnsafeEntry) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return "", err
+		}
+		return "", fmt.Errorf("%w — the tarball is truncated or corrupt; download or copy it again", err)
+	}
+	if err := w.finishTree(); err != nil {
+		return "", err
+	}
+	return topDirectory(tmp)
+}
+
+// readArchive reads every entry of tr into w.
+func readArchive(ctx context.Context, tr *tar.Reader, w *treeWriter) error {
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := w.failed(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			if n == 0 {
+				return errors.New("the tarball holds no entries — pass a kernel source tarball")
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read tar entry %d: %w", n+1, err)
+		}
+		if err := w.add(hdr, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// cleanEntryName returns the entry's name relative to the tree top, or an
+// error for names that leave it. "" means the top itself.
+func cleanEntryName(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return "", unsafeEntry(name, "has an absolute name")
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", unsafeEntry(name, "has a \"..\" component")
+		}
+	}
+	clean := path.Clean(name)
+	if clean == "." {
+		return "", nil
+	}
+	return clean, nil
+}
+
+// errUnsafeEntry marks entries rejected because they would escape the tree.
+var errUnsafeEntry = errors.New("unsafe tar entry")
+
+func unsafeEntry(name, why string) error {
+	return fmt.Errorf("%w %q: %s — the tarball is hostile or broken; do not use it", errUnsafeEntry, name, why)
+}
+
+// topDirectory returns the tree top inside tmp: its only entry when that is
+// a directory, else a new directory into which every top-level entry moves.
+func topDirectory(tmp string) (string, error) {
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return "", err
+	}
+	if len(entries) == 0 {
+		return "", errors.New("the tarball holds no files — pass a kernel source tarball")
+	}
+	if len(entries) == 1 && entries[0].IsDir() {
+		return filepath.Join(tmp, entries[0].Name()), nil
+	}
+	top, err := os.MkdirTemp(tmp, "tree-")
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(tmp, e.Name()), filepath.Join(top, e.Name())); err != nil {
+			return "", fmt.Errorf("gather top-level entries: %w", err)
+		}
+	}
+	return top, nil
+}
