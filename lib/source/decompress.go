@@ -71,10 +71,12 @@ func normalizeCompression(name string) (string, error) {
 
 // systemDecoders lists, per compression, the external decoders tried in
 // order. Each reads the compressed stream on stdin and writes the tar
-// stream on stdout. They beat the Go decoders by a wide margin for xz
-// (measured 2.5x on a kernel tarball) and run on another core.
+// stream on stdout. They are faster than the Go decoders (for xz, `xz -dc`
+// took 0.4x the time of ulikunitz/xz on a kernel tarball) and run beside
+// the extraction on other cores. xz 5.4 and later decode the blocks of a
+// multi-block file in parallel with -T0, and older versions ignore it.
 var systemDecoders = map[string][][]string{
-	CompressionXZ:    {{"xz", "-dc"}},
+	CompressionXZ:    {{"xz", "-T0", "-dc"}},
 	CompressionGzip:  {{"pigz", "-dc"}, {"gzip", "-dc"}},
 	CompressionBzip2: {{"lbzip2", "-dc"}, {"pbzip2", "-dc"}, {"bzip2", "-dc"}},
 	CompressionZstd:  {{"zstd", "-dcq"}},
@@ -85,7 +87,8 @@ var systemDecoders = map[string][][]string{
 var lookPath = exec.LookPath
 
 // decoder is a running decompression: the tar stream to read, and finish,
-// which releases the decoder and returns its error, if any.
+// which releases the decoder. finish returns the decoder's own error when
+// it failed, since that is the root cause, and readErr otherwise.
 type decoder struct {
 	io.Reader
 	finish func(readErr error) error
@@ -152,7 +155,7 @@ func openGoDecoder(r io.Reader, compression string) (*decoder, error) {
 }
 
 func decodeError(name string, err error) error {
-	return fmt.Errorf("%s: %w", name, err)
+	return corruptError{fmt.Errorf("%s: %w", name, err)}
 }
 
 // startCommandDecoder runs an external decoder with r on its stdin.
@@ -195,7 +198,7 @@ func startCommandDecoder(ctx context.Context, r io.Reader, path string, argv []s
 				for _, self := range []string{path + ": ", argv[0] + ": "} {
 					msg = strings.TrimPrefix(msg, self)
 				}
-				return fmt.Errorf("%s: %s", argv[0], msg)
+				return corruptError{fmt.Errorf("%s: %s", argv[0], msg)}
 			}
 		}
 		return readErr

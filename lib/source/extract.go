@@ -18,10 +18,12 @@ const extractPrefix = ".extract-"
 
 // ExtractFile extracts a local kernel tarball (.tar.xz, .tar.gz, .tar.bz2 or
 // .tar.zst) into a new temp dir under parentDir and returns the tree, with
-// its version read from the tree's Makefile. progress, when not nil, is
-// called with the compressed bytes read so far and the file size; it may
-// run on another goroutine, but never concurrently with itself. The caller
-// calls Cleanup on the result when the build ends.
+// its version read from the tree's Makefile. The caller calls Cleanup on
+// the result when the build ends.
+//
+// progress, when not nil, receives the compressed bytes read so far and the
+// file size. It may run on another goroutine, but never concurrently with
+// itself.
 func ExtractFile(ctx context.Context, tarball, parentDir string, progress func(done, total int64)) (*Acquired, error) {
 	compression := TarballCompression(tarball)
 	if compression == "" {
@@ -51,31 +53,39 @@ func ExtractFile(ctx context.Context, tarball, parentDir string, progress func(d
 	if err != nil {
 		return nil, fmt.Errorf("extract %s: %w", tarball, err)
 	}
-	acq := &Acquired{
-		Dir:      dir,
-		Origin:   OriginTarball,
-		IsTemp:   true,
-		Tarball:  &TarballFile{Path: canonical, Size: fi.Size(), ModTime: fi.ModTime()},
-		tempRoot: filepath.Dir(dir),
-	}
-	if err := checkKernelTree(dir, dir); err != nil {
-		acq.Cleanup()
-		return nil, fmt.Errorf("extract %s: the tarball holds no kernel source tree (its top directory lacks Makefile or Kconfig) — pass a kernel source tarball", tarball)
-	}
-	acq.Version, err = ReadMakefileVersion(dir)
+	acq, err := OpenExtracted(dir)
 	if err != nil {
-		acq.Cleanup()
 		return nil, fmt.Errorf("extract %s: %w", tarball, err)
 	}
+	acq.Tarball = &TarballFile{Path: canonical, Size: fi.Size(), ModTime: fi.ModTime()}
 	return acq, nil
 }
 
-// Extract reads a tar stream compressed with compression (xz, gzip, bzip2,
-// zstd or none; "gz", "bz2" and "zst" are accepted too) from r and writes it
-// into a new temp dir under parentDir, named ".extract-*". It returns the
-// tree's top directory: the tarball's single top-level directory, or, when
-// the tarball has several top-level entries, a directory holding all of
-// them. Remove the tree with RemoveExtracted when done.
+// OpenExtracted returns a tree that Extract wrote as a temp tarball tree,
+// with its version read from its Makefile. When dir holds no kernel tree,
+// OpenExtracted removes it and returns an error.
+func OpenExtracted(dir string) (*Acquired, error) {
+	acq := &Acquired{Dir: dir, Origin: OriginTarball, IsTemp: true}
+	if err := checkKernelTree(dir, dir); err != nil {
+		acq.Cleanup()
+		return nil, errors.New("the tarball contains no kernel source tree (its top directory lacks Makefile or Kconfig) — pass a kernel source tarball")
+	}
+	version, err := ReadMakefileVersion(dir)
+	if err != nil {
+		acq.Cleanup()
+		return nil, err
+	}
+	acq.Version = version
+	return acq, nil
+}
+
+// Extract reads a compressed tar stream from r and writes it into a new
+// temp dir under parentDir, named ".extract-*". compression is xz, gzip,
+// bzip2, zstd or none, and "gz", "bz2" and "zst" are accepted too. Extract
+// returns the tree's top directory. That is the tarball's single top-level
+// directory or, when the tarball has several top-level entries, a new
+// directory that contains all of them. Remove the tree with RemoveExtracted
+// when done.
 //
 // Entries that would land outside the temp dir are rejected: absolute
 // names, ".." components, symlinks whose target leaves the tree (checked
@@ -117,10 +127,20 @@ func extract(ctx context.Context, r io.Reader, compression string, parentDir str
 	return dir, nil
 }
 
+// extractRoot returns the temp dir Extract created around dir, or "" when
+// dir's parent is not one.
+func extractRoot(dir string) string {
+	parent := filepath.Dir(dir)
+	if strings.HasPrefix(filepath.Base(parent), extractPrefix) {
+		return parent
+	}
+	return ""
+}
+
 // RemoveExtracted removes the temp dir that Extract created around dir.
 func RemoveExtracted(dir string) error {
-	tmp := filepath.Dir(dir)
-	if !strings.HasPrefix(filepath.Base(tmp), extractPrefix) {
+	tmp := extractRoot(dir)
+	if tmp == "" {
 		return fmt.Errorf("extract: %s was not returned by Extract (its parent is not a %s* dir) — remove it by hand", dir, extractPrefix)
 	}
 	if err := os.RemoveAll(tmp); err != nil {
@@ -145,13 +165,8 @@ func extractInto(ctx context.Context, r io.Reader, compression, tmp string) (str
 	if closeErr := w.close(); readErr == nil {
 		readErr = closeErr
 	}
-	// The decoder's own error (corrupt or truncated input) explains a tar
-	// read failure better than "unexpected EOF", so it takes precedence.
 	if err := dec.finish(readErr); err != nil {
-		if errors.Is(err, errUnsafeEntry) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return "", err
-		}
-		return "", fmt.Errorf("%w — the tarball is truncated or corrupt; download or copy it again", err)
+		return "", err
 	}
 	if err := w.finishTree(); err != nil {
 		return "", err
@@ -173,12 +188,12 @@ func readArchive(ctx context.Context, tr *tar.Reader, w *treeWriter) error {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			if n == 0 {
-				return errors.New("the tarball holds no entries — pass a kernel source tarball")
+				return errors.New("the tarball contains no entries — pass a kernel source tarball")
 			}
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read tar entry %d: %w", n+1, err)
+			return corruptError{fmt.Errorf("read tar entry %d: %w", n+1, err)}
 		}
 		if err := w.add(hdr, tr); err != nil {
 			return err
@@ -204,6 +219,16 @@ func cleanEntryName(name string) (string, error) {
 	return clean, nil
 }
 
+// corruptError marks a failure to read the tarball's data: a decoder error,
+// a malformed tar header or a stream that ends early.
+type corruptError struct{ err error }
+
+func (e corruptError) Error() string {
+	return e.err.Error() + " — the tarball is truncated or corrupt; download or copy it again"
+}
+
+func (e corruptError) Unwrap() error { return e.err }
+
 // errUnsafeEntry marks entries rejected because they would escape the tree.
 var errUnsafeEntry = errors.New("unsafe tar entry")
 
@@ -219,7 +244,7 @@ func topDirectory(tmp string) (string, error) {
 		return "", err
 	}
 	if len(entries) == 0 {
-		return "", errors.New("the tarball holds no files — pass a kernel source tarball")
+		return "", errors.New("the tarball contains no files — pass a kernel source tarball")
 	}
 	if len(entries) == 1 && entries[0].IsDir() {
 		return filepath.Join(tmp, entries[0].Name()), nil

@@ -555,6 +555,9 @@ func TestExtractWriteFailureCleansUp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "linux/a") {
 		t.Fatalf("err = %v, want an error naming linux/a", err)
 	}
+	if strings.Contains(err.Error(), "truncated") {
+		t.Errorf("error %q blames the tarball's data for a tree shape problem", err)
+	}
 	assertEmptyDir(t, parent)
 }
 

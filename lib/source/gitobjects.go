@@ -19,10 +19,11 @@ import (
 )
 
 // The probe reads HEAD's commit and trees itself instead of through
-// go-git's object storage: go-git v5.19.3 decodes every pack index in full
-// on the first packed lookup, which for a kernel clone with ~10M objects
-// means reading and holding ~300 MB. Here a lookup is a binary search with
-// a few small reads per index, and only delta application comes from go-git.
+// go-git's object storage. go-git v5.19.3 decodes every pack index in full
+// on the first packed lookup. For a kernel clone with ~10M objects, at 28
+// bytes per object, that is an estimated 300 MB to read and hold. Here a
+// lookup is a binary search with a few small reads per index, and only
+// delta application comes from go-git.
 
 // errObjectNotFound reports an object that no loose file or pack holds.
 var errObjectNotFound = errors.New("object not found")
@@ -30,9 +31,9 @@ var errObjectNotFound = errors.New("object not found")
 const (
 	// maxObjectSize caps the commits and trees the probe inflates.
 	maxObjectSize = 64 << 20
-	// maxDeltaDepth caps delta chains; git's own default is 50.
+	// maxDeltaDepth caps delta chains far above git's default of 50.
 	maxDeltaDepth = 10000
-	// maxAlternateDepth caps chains of alternates, as git's own limit of 5.
+	// maxAlternateDepth caps chains of alternates at git's own limit.
 	maxAlternateDepth = 5
 )
 
@@ -291,7 +292,7 @@ func (p *packIndex) readAt(s *objectStore, off int64, depth int) (string, []byte
 	}
 
 	// An object header is at most 10 bytes of size varint plus a 20-byte
-	// base id; a short read near the end of the pack is fine.
+	// base id. A short read near the end of the pack is fine.
 	var head [32]byte
 	n, readErr := p.pack.ReadAt(head[:], off)
 	if n == 0 {

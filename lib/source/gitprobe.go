@@ -52,15 +52,30 @@ func ProbeGit(dir string) (GitState, error) {
 	}
 
 	repo, found, err := findRepository(abs)
-	if err != nil || !found {
-		return GitState{IsGit: false, Dirty: true}, err
+	if err != nil {
+		return GitState{}, err
+	}
+	if !found {
+		return GitState{IsGit: false, Dirty: true}, nil
 	}
 	head, err := readHead(repo.gitDir)
 	if err != nil {
 		return GitState{}, err
 	}
 
+	r, err := gogit.PlainOpenWithOptions(repo.worktree, &gogit.PlainOpenOptions{EnableDotGitCommonDir: true})
+	if err != nil {
+		return GitState{}, fmt.Errorf("git probe: open repository %s: %w — check it with `git status`", repo.worktree, err)
+	}
+	policy, err := readStatPolicy(r)
+	if err != nil {
+		return GitState{}, err
+	}
+
 	idx, err := readIndex(filepath.Join(repo.gitDir, "index"))
+	if errors.Is(err, errIndexMalformed) {
+		return GitState{}, fmt.Errorf("git probe: %w — if git rejects it too, rebuild it with `rm .git/index && git reset`", err)
+	}
 	if err != nil {
 		return GitState{}, fmt.Errorf("git probe: %w", err)
 	}
@@ -73,14 +88,6 @@ func ProbeGit(dir string) (GitState, error) {
 		return GitState{IsGit: false, Dirty: true}, nil
 	}
 
-	r, err := gogit.PlainOpenWithOptions(repo.worktree, &gogit.PlainOpenOptions{EnableDotGitCommonDir: true})
-	if err != nil {
-		return GitState{}, fmt.Errorf("git probe: open repository %s: %w", repo.worktree, err)
-	}
-	policy, err := readStatPolicy(r)
-	if err != nil {
-		return GitState{}, err
-	}
 	commit, unborn, err := resolveHead(r, head, repo.gitDir)
 	if err != nil {
 		return GitState{}, err
@@ -97,19 +104,20 @@ func ProbeGit(dir string) (GitState, error) {
 		return GitState{}, fmt.Errorf("git probe: HEAD in %s names commit %s, which cannot be read: %w — repair the repository (git fsck) or check out another commit", repo.gitDir, commit, err)
 	}
 
-	staged, err := stagedChanges(store, headTree, entries, prefix, idx.tree)
+	dirty, err := stagedChanges(store, headTree, entries, prefix, idx.tree)
 	if err != nil {
 		return GitState{}, err
 	}
-	if !staged {
-		modified, err := checkWorktree(repo.worktree, entries, idx, policy)
+	// Staged changes settle the answer, so the costly lstat pass runs only
+	// when the index matches HEAD.
+	if !dirty {
+		dirty, err = checkWorktree(repo.worktree, entries, idx, policy)
 		if err != nil {
 			return GitState{}, err
 		}
-		staged = modified
 	}
-	state.Dirty = staged
-	if !state.Dirty {
+	state.Dirty = dirty
+	if !dirty {
 		state.Hash = state.FullHash[:7]
 	}
 	return state, nil
@@ -202,7 +210,7 @@ func readHead(gitDir string) (headRef, error) {
 			return headRef{id: id}, nil
 		}
 	}
-	return headRef{}, fmt.Errorf("git probe: %s holds %q, neither a ref nor a commit id — repair it with `git checkout BRANCH`", path, shorten(text, 60))
+	return headRef{}, fmt.Errorf("git probe: %s contains %q, which is neither a ref nor a commit id — repair it with `git checkout BRANCH`", path, shorten(text, 60))
 }
 
 // resolveHead returns HEAD's commit id, or unborn=true when HEAD names a

@@ -322,8 +322,8 @@ func TestProbeGitThroughSymlink(t *testing.T) {
 }
 
 // After a change is staged and then reverted in the index, the cache-tree
-// nodes on its path stay invalid while the rest stay valid; the tree hash
-// must then be rebuilt from the entries for the invalid part only.
+// nodes on its path stay invalid while the rest stay valid. The probe must
+// then hash the invalid part from the entries and still match HEAD.
 func TestProbeGitPartialCacheTree(t *testing.T) {
 	repo := newRepo(t)
 	deep := filepath.Join(repo, "drivers/a/b/c/deep.c")

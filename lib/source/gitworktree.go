@@ -75,8 +75,8 @@ func checkWorktree(root string, entries []indexEntry, idx *gitIndex, policy stat
 	return c.modified.Load(), nil
 }
 
-// entryModified compares one entry with its file; unreadable files count as
-// modified so that a probe never calls a tree clean that it could not see.
+// entryModified compares one entry with its file. A file that cannot be
+// read counts as modified, so the probe never calls a tree clean unseen.
 func (c *worktreeCheck) entryModified(e *indexEntry) bool {
 	if e.mode&modeTypeMask == modeGitlink || e.skipWorktree {
 		return false

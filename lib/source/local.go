@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// OriginKind is where an acquired source tree came from.
+// OriginKind is the kind of source an acquired tree came from.
 type OriginKind int
 
 // The origins of an acquired tree.
@@ -55,23 +55,22 @@ type Acquired struct {
 	IsGit     bool
 	IsTemp    bool         // Dir lives in a temp dir that Cleanup removes
 	Tarball   *TarballFile // set when the tree was extracted from a local tarball
-
-	// tempRoot is the temp dir holding Dir; Cleanup removes it.
-	tempRoot string
 }
 
-// Cleanup removes the temp dir holding Dir when IsTemp is set, and does
-// nothing otherwise. Calling it again after success does nothing.
+// Cleanup removes the temp tree when IsTemp is set, and does nothing
+// otherwise. It removes the .extract-* dir around a Dir that Extract
+// returned, and Dir itself for any other temp tree, such as a clone.
+// Calling it again after success does nothing.
 func (a *Acquired) Cleanup() error {
 	if a == nil || !a.IsTemp {
 		return nil
 	}
-	root := a.tempRoot
+	if a.Dir == "" {
+		return nil
+	}
+	root := extractRoot(a.Dir)
 	if root == "" {
 		root = a.Dir
-	}
-	if root == "" {
-		return nil
 	}
 	if err := os.RemoveAll(root); err != nil {
 		return fmt.Errorf("source: remove temp tree %s: %w — delete it by hand", root, err)
@@ -133,8 +132,9 @@ func OpenLocal(path string) (*Acquired, error) {
 }
 
 // checkKernelTree returns a "not a kernel source tree" error unless dir
-// holds a Makefile and a Kconfig file; shown is the path as the user gave it.
-func checkKernelTree(dir, shown string) error {
+// contains a Makefile and a Kconfig file. given is the path as the user
+// wrote it.
+func checkKernelTree(dir, given string) error {
 	var missing []string
 	for _, name := range []string{"Makefile", "Kconfig"} {
 		fi, err := os.Stat(filepath.Join(dir, name))
@@ -145,9 +145,9 @@ func checkKernelTree(dir, shown string) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	where := shown
-	if shown != dir {
-		where = fmt.Sprintf("%s (%s)", shown, dir)
+	where := given
+	if given != dir {
+		where = fmt.Sprintf("%s (%s)", given, dir)
 	}
 	return fmt.Errorf("source: %s is not a kernel source tree (no %s) — pass the top directory of a kernel tree, the one holding Makefile and Kconfig", where, strings.Join(missing, " or "))
 }
@@ -164,12 +164,12 @@ func ReadMakefileVersion(dir string) (string, error) {
 	defer f.Close()
 
 	vars := map[string]string{}
-	wanted := map[string]bool{"VERSION": true, "PATCHLEVEL": true, "SUBLEVEL": true, "EXTRAVERSION": true}
+	versionVars := map[string]bool{"VERSION": true, "PATCHLEVEL": true, "SUBLEVEL": true, "EXTRAVERSION": true}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() && len(vars) < len(wanted) {
+	for sc.Scan() && len(vars) < len(versionVars) {
 		name, value, ok := parseAssignment(sc.Text())
-		if !ok || !wanted[name] {
+		if !ok || !versionVars[name] {
 			continue
 		}
 		if _, seen := vars[name]; !seen {

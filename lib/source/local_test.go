@@ -183,12 +183,12 @@ func TestReadMakefileVersionErrors(t *testing.T) {
 	}
 }
 
-func TestAcquiredCleanupTemp(t *testing.T) {
+func TestAcquiredCleanupExtracted(t *testing.T) {
 	root := t.TempDir()
 	tmp := filepath.Join(root, ".extract-1")
 	dir := filepath.Join(tmp, "linux")
 	writeFile(t, filepath.Join(dir, "Makefile"), kernelMakefile)
-	acq := &Acquired{Dir: dir, IsTemp: true, tempRoot: tmp}
+	acq := &Acquired{Dir: dir, IsTemp: true}
 	if err := acq.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
@@ -197,5 +197,34 @@ func TestAcquiredCleanupTemp(t *testing.T) {
 	}
 	if err := acq.Cleanup(); err != nil {
 		t.Fatalf("second Cleanup: %v", err)
+	}
+}
+
+func TestAcquiredCleanupClone(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "clone-1")
+	writeFile(t, filepath.Join(dir, "Makefile"), kernelMakefile)
+	acq := &Acquired{Dir: dir, IsTemp: true}
+	if err := acq.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("clone still exists after Cleanup: %v", err)
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Fatalf("Cleanup removed the clone's parent: %v", err)
+	}
+}
+
+func TestOpenExtractedNotKernel(t *testing.T) {
+	root := t.TempDir()
+	tmp := filepath.Join(root, ".extract-2")
+	dir := filepath.Join(tmp, "project")
+	writeFile(t, filepath.Join(dir, "README"), "hi\n")
+	if _, err := OpenExtracted(dir); err == nil || !strings.Contains(err.Error(), "no kernel source tree") {
+		t.Fatalf("err = %v, want a no-kernel-tree error", err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("OpenExtracted left the rejected tree behind: %v", err)
 	}
 }

@@ -69,7 +69,7 @@ var (
 	versionRE = regexp.MustCompile(`^([0-9]+)\.([0-9]+)(?:\.([0-9]+))?(?:-rc([0-9]+))?$`)
 	// versionLikeRE matches text that is meant as a version but may be
 	// malformed, so "6.12.1.4" gets a version error instead of becoming a
-	// cache key nobody will ever find. Keys such as "6.12-tarball-..." do
+	// cache key that matches no entry. Keys such as "6.12-tarball-..." do
 	// not match it.
 	versionLikeRE = regexp.MustCompile(`^[0-9]+(\.[0-9]*)+(-rc[0-9]*)?$`)
 )

@@ -1,8 +1,6 @@
 package source
 
 import (
-	"os"
-	"strconv"
 	"archive/tar"
 	"errors"
 	"fmt"
@@ -18,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// entryKind is what the extraction created at a path.
+// entryKind is the type of entry the extraction created at a path.
 type entryKind uint8
 
 const (
@@ -39,9 +37,9 @@ const (
 )
 
 // treeWriter creates a tree's entries under root. One goroutine (the tar
-// reader) calls add, mkdir and link; a small pool of writer goroutines
-// creates regular files, because creating ~90k files costs more in
-// syscalls than one thread can issue while the decoder is producing data.
+// reader) calls add, which creates directories and links itself. A small
+// pool of writer goroutines creates the regular files, because a kernel
+// tree's ~90k file creations cost about as much CPU as decoding the xz.
 //
 // The reader goroutine alone owns kinds, links, lastParent and dirs: every
 // directory is created by it before a file inside is handed to a writer, so
@@ -92,12 +90,11 @@ func newTreeWriter(root string) (*treeWriter, error) {
 		jobs:   make(chan writeJob, 256),
 	}
 	w.budget.init(bufferBudget)
-	w.useOpenat2 = openat2Works(fd) && os.Getenv("XB_NOOPENAT2") == ""
+	w.useOpenat2 = openat2Works(fd)
 
+	// Consecutive files mostly share a directory, whose lock serialises
+	// their creation, so writers beyond a handful only wait on each other.
 	n := min(max(2*runtime.GOMAXPROCS(0), 4), 8)
-	if v, err := strconv.Atoi(os.Getenv("XB_WORKERS")); err == nil {
-		n = v
-	}
 	for range n {
 		w.workers.Add(1)
 		go w.writeLoop()
@@ -177,7 +174,7 @@ func (w *treeWriter) add(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeLink:
 		return w.hardlink(name, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		return fmt.Errorf("tar entry %q is a device or FIFO, which a source tarball never holds — check where the tarball came from", hdr.Name)
+		return fmt.Errorf("tar entry %q is a device or FIFO, and source tarballs contain none — check where the tarball came from", hdr.Name)
 	}
 	return fmt.Errorf("tar entry %q has unsupported type %q — repack the tarball with GNU tar", hdr.Name, hdr.Typeflag)
 }
@@ -204,7 +201,7 @@ func (w *treeWriter) prepareParent(name string) error {
 			return fmt.Errorf("tar entry %q: %q is a file, not a directory — the tarball is broken", name, p)
 		}
 		if err := unix.Mkdirat(w.rootFD, p, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("create directory %s: %w", p, err)
+			return w.fsError("create directory", p, err)
 		}
 		w.kinds[p] = kindDir
 	}
@@ -252,7 +249,7 @@ func (w *treeWriter) mkdir(name string, hdr *tar.Header) error {
 		// Owner rwx is kept so the extraction can fill the directory.
 		perm := uint32(hdr.Mode)&0o777 | 0o700
 		if err := unix.Mkdirat(w.rootFD, name, perm); err != nil {
-			return fmt.Errorf("create directory %s: %w", name, err)
+			return w.fsError("create directory", name, err)
 		}
 		w.kinds[name] = kindDir
 	}
@@ -279,7 +276,7 @@ func (w *treeWriter) file(name string, hdr *tar.Header, r io.Reader) error {
 	if _, err := io.ReadFull(r, (*buf)[:size]); err != nil {
 		putBuffer(buf)
 		w.budget.release(size)
-		return fmt.Errorf("read tar entry %q: %w", name, err)
+		return corruptError{fmt.Errorf("read tar entry %q: %w", name, err)}
 	}
 	w.pending.Add(1)
 	w.jobs <- writeJob{name: name, perm: perm, mtime: hdr.ModTime, buf: buf, size: size}
@@ -300,6 +297,15 @@ func (w *treeWriter) writeLoop() {
 	}
 }
 
+// fsError describes a failed file system operation on the tree, with a
+// hint when the file system is full.
+func (w *treeWriter) fsError(op, name string, err error) error {
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+		return fmt.Errorf("%s %s: %w — free space on the file system of %s and retry", op, name, err, w.root)
+	}
+	return fmt.Errorf("%s %s: %w", op, name, err)
+}
+
 // createFile creates name exclusively. With openat2 the kernel also refuses
 // to resolve any symlink or leave the root, a second line of defence
 // behind prepareParent.
@@ -318,13 +324,13 @@ func (w *treeWriter) createFile(name string, perm uint32) (int, error) {
 func (w *treeWriter) writeFile(name string, perm uint32, mtime time.Time, data []byte) error {
 	fd, err := w.createFile(name, perm)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
+		return w.fsError("create", name, err)
 	}
 	for len(data) > 0 {
 		n, err := unix.Write(fd, data)
 		if err != nil {
 			unix.Close(fd)
-			return fmt.Errorf("write %s: %w", name, err)
+			return w.fsError("write", name, err)
 		}
 		data = data[n:]
 	}
@@ -342,7 +348,7 @@ func (w *treeWriter) writeFile(name string, perm uint32, mtime time.Time, data [
 func (w *treeWriter) streamFile(name string, perm uint32, mtime time.Time, r io.Reader) error {
 	fd, err := w.createFile(name, perm)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
+		return w.fsError("create", name, err)
 	}
 	buf := getBuffer(1 << 20)
 	defer putBuffer(buf)
@@ -352,7 +358,7 @@ func (w *treeWriter) streamFile(name string, perm uint32, mtime time.Time, r io.
 			m, err := unix.Write(fd, data)
 			if err != nil {
 				unix.Close(fd)
-				return fmt.Errorf("write %s: %w", name, err)
+				return w.fsError("write", name, err)
 			}
 			data = data[m:]
 		}
@@ -361,7 +367,7 @@ func (w *treeWriter) streamFile(name string, perm uint32, mtime time.Time, r io.
 		}
 		if rerr != nil {
 			unix.Close(fd)
-			return fmt.Errorf("read tar entry %q: %w", name, rerr)
+			return corruptError{fmt.Errorf("read tar entry %q: %w", name, rerr)}
 		}
 	}
 	if err := setFileTime(fd, mtime); err != nil {
@@ -407,7 +413,7 @@ func (w *treeWriter) symlink(name string, hdr *tar.Header) error {
 		return err
 	}
 	if err := unix.Symlinkat(target, w.rootFD, name); err != nil {
-		return fmt.Errorf("create symlink %s: %w", name, err)
+		return w.fsError("create symlink", name, err)
 	}
 	w.kinds[name] = kindSymlink
 	w.links[name] = target
@@ -446,7 +452,7 @@ func (w *treeWriter) hardlink(name string, hdr *tar.Header) error {
 		return err
 	}
 	if err := unix.Linkat(w.rootFD, target, w.rootFD, name, 0); err != nil {
-		return fmt.Errorf("create hard link %s: %w", name, err)
+		return w.fsError("create hard link", name, err)
 	}
 	w.kinds[name] = kindFile
 	return nil
