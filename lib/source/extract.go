@@ -87,13 +87,16 @@ func OpenExtracted(dir string) (*Acquired, error) {
 // directory that contains all of them. Remove the tree with RemoveExtracted
 // when done.
 //
-// Entries that would land outside the temp dir are rejected: absolute
-// names, ".." components, symlinks whose target leaves the tree (checked
-// again after extraction, following the links between them), hard links to
-// anything but an earlier regular file, and entries whose path goes
-// through a symlink. Device and FIFO entries are rejected too. On any error
-// the temp dir is removed. Modes keep their permission bits with the umask
-// applied; owners are not restored.
+// Extract rejects every entry that would land outside the temp dir:
+//   - an absolute name or a name with a ".." component
+//   - a symlink whose target leaves the tree, checked once more after
+//     extraction with the links between symlinks followed
+//   - a hard link to anything but an earlier regular file
+//   - an entry whose path goes through a symlink
+//
+// It rejects device and FIFO entries too. On any error the temp dir is
+// removed. Files keep their permission bits with the umask applied, and
+// owners are not restored.
 func Extract(ctx context.Context, r io.Reader, compression string, parentDir string) (string, error) {
 	dir, err := extract(ctx, r, compression, parentDir)
 	if err != nil {

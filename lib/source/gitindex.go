@@ -40,6 +40,7 @@ type indexEntry struct {
 	size         uint32
 	hash         [sha1.Size]byte
 	stage        uint8
+	assumeValid  bool // `git update-index --assume-unchanged`
 	skipWorktree bool
 	intentToAdd  bool
 }
@@ -217,6 +218,7 @@ func parseEntry(body []byte, text string, off int, version uint32, prev string) 
 	copy(e.hash[:], b[40:60])
 	flags := be.Uint16(b[60:])
 	e.stage = uint8(flags>>12) & 3
+	e.assumeValid = flags&0x8000 != 0
 	hdr := fixedLen
 	if flags&0x4000 != 0 {
 		if version < 3 {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -108,8 +109,8 @@ func ProbeGit(dir string) (GitState, error) {
 	if err != nil {
 		return GitState{}, err
 	}
-	// Staged changes settle the answer, so the costly lstat pass runs only
-	// when the index matches HEAD.
+	// A staged change already makes the tree dirty, so the costly lstat
+	// pass runs only when the index matches HEAD.
 	if !dirty {
 		dirty, err = checkWorktree(repo.worktree, entries, idx, policy)
 		if err != nil {
@@ -147,7 +148,7 @@ func findRepository(dir string) (repository, bool, error) {
 				return repository{}, false, err
 			}
 			return repository{worktree: d, gitDir: gitDir}, true, nil
-		case !errors.Is(err, fs.ErrNotExist):
+		case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 			return repository{}, false, fmt.Errorf("git probe: %w — fix the permissions or move the tree out of the repository", err)
 		}
 		parent := filepath.Dir(d)

@@ -2,6 +2,7 @@ package source
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -435,6 +436,16 @@ func TestProbeGitSkipWorktree(t *testing.T) {
 	assertClean(t, repo, repo)
 }
 
+func TestProbeGitAssumeUnchanged(t *testing.T) {
+	repo := newRepo(t)
+	git(t, repo, "update-index", "--assume-unchanged", "kernel/fork.c")
+	writeFile(t, filepath.Join(repo, "kernel/fork.c"), "int changed_but_assumed;\n")
+	if out := git(t, repo, "status", "--porcelain", "--untracked-files=no"); out != "" {
+		t.Fatalf("git status reports %q, want the assumed-unchanged file ignored", out)
+	}
+	assertClean(t, repo, repo)
+}
+
 func TestProbeGitIndexVersion4(t *testing.T) {
 	repo := newRepo(t)
 	git(t, repo, "update-index", "--index-version", "4")
@@ -605,5 +616,67 @@ func TestObjectStoreMissing(t *testing.T) {
 	id[0] = 0xab
 	if _, _, err := store.read(id); !errors.Is(err, errObjectNotFound) {
 		t.Fatalf("read of a missing object: err = %v, want errObjectNotFound", err)
+	}
+}
+
+// A fixed sequence of random edits, stages, resets and commits must leave
+// ProbeGit and `git status` agreeing after every step.
+func TestProbeGitAgreesWithGitStatus(t *testing.T) {
+	repo := newRepo(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	tracked := strings.Split(git(t, repo, "ls-files"), "\n")
+	pick := func() string { return tracked[rng.IntN(len(tracked))] }
+	regular := func(name string) bool {
+		fi, err := os.Lstat(filepath.Join(repo, name))
+		return err == nil && fi.Mode().IsRegular()
+	}
+
+	steps := []struct {
+		name string
+		do   func()
+	}{
+		{"edit", func() {
+			if name := pick(); regular(name) {
+				writeFile(t, filepath.Join(repo, name), strings.Repeat("x", rng.IntN(40))+"\n")
+			}
+		}},
+		{"same-size edit", func() {
+			name := pick()
+			path := filepath.Join(repo, name)
+			if data, err := os.ReadFile(path); err == nil && regular(name) && len(data) > 0 {
+				data[0] ^= 1
+				os.WriteFile(path, data, 0o644)
+			}
+		}},
+		{"touch", func() {
+			now := time.Now()
+			os.Chtimes(filepath.Join(repo, pick()), now, now)
+		}},
+		{"chmod", func() {
+			if name := pick(); regular(name) {
+				fi, _ := os.Stat(filepath.Join(repo, name))
+				os.Chmod(filepath.Join(repo, name), fi.Mode()^0o111)
+			}
+		}},
+		{"delete", func() { os.Remove(filepath.Join(repo, pick())) }},
+		{"untracked", func() { writeFile(t, filepath.Join(repo, "junk", strconv.Itoa(rng.IntN(100))), "junk\n") }},
+		{"add tracked", func() { git(t, repo, "add", "-u") }},
+		{"unstage", func() { git(t, repo, "reset", "-q") }},
+		{"restore", func() { git(t, repo, "checkout", "-q", "--", ".") }},
+		{"commit", func() { git(t, repo, "commit", "-q", "-a", "--allow-empty", "-m", "step") }},
+	}
+	seen := map[bool]int{}
+	for i := range 60 {
+		step := steps[rng.IntN(len(steps))]
+		step.do()
+		st := probe(t, repo)
+		status := git(t, repo, "status", "--porcelain", "--untracked-files=no")
+		if st.Dirty != (status != "") {
+			t.Fatalf("step %d (%s): ProbeGit dirty=%v, git status:\n%s", i, step.name, st.Dirty, status)
+		}
+		seen[st.Dirty]++
+	}
+	if seen[true] < 5 || seen[false] < 5 {
+		t.Fatalf("the sequence reached %d dirty and %d clean states, want at least 5 of each", seen[true], seen[false])
 	}
 }

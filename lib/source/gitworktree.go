@@ -36,7 +36,8 @@ type worktreeCheck struct {
 // checkWorktree reports whether any of entries differs from its worktree
 // file under root. Entries are lstat'ed by several goroutines because each
 // lstat is a syscall that mostly waits on the dentry cache or the disk.
-// Gitlinks (submodules) and skip-worktree entries are not looked at.
+// Gitlinks (submodules) and entries marked skip-worktree or assume-unchanged
+// are not looked at, as `git status` does not look at them.
 func checkWorktree(root string, entries []indexEntry, idx *gitIndex, policy statPolicy) (bool, error) {
 	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -78,7 +79,7 @@ func checkWorktree(root string, entries []indexEntry, idx *gitIndex, policy stat
 // entryModified compares one entry with its file. A file that cannot be
 // read counts as modified, so the probe never calls a tree clean unseen.
 func (c *worktreeCheck) entryModified(e *indexEntry) bool {
-	if e.mode&modeTypeMask == modeGitlink || e.skipWorktree {
+	if e.mode&modeTypeMask == modeGitlink || e.skipWorktree || e.assumeValid {
 		return false
 	}
 	var st unix.Stat_t

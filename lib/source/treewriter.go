@@ -200,7 +200,7 @@ func (w *treeWriter) prepareParent(name string) error {
 		case kindFile:
 			return fmt.Errorf("tar entry %q: %q is a file, not a directory — the tarball is broken", name, p)
 		}
-		if err := unix.Mkdirat(w.rootFD, p, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := unix.Mkdirat(w.rootFD, p, 0o755); err != nil {
 			return w.fsError("create directory", p, err)
 		}
 		w.kinds[p] = kindDir
@@ -223,7 +223,7 @@ func (w *treeWriter) replace(name string, isDir bool) error {
 		return fmt.Errorf("tar entry %q replaces a directory with a file — the tarball is broken", name)
 	}
 	if isDir {
-		return fmt.Errorf("tar entry %q replaces a file with a directory — the tarball is broken", name)
+		return fmt.Errorf("tar entry %q replaces a file or symlink with a directory — the tarball is broken", name)
 	}
 	// The earlier file may still be queued for a writer.
 	w.pending.Wait()
