@@ -22,7 +22,7 @@ func (Cache) List(ctx context.Context, json *bool) error {
 // KTSTR_REMOTE_CACHE. -key=KEY names the entry; without it the source flags
 // of kernel:path do. Prints the pushed reference.
 func (Cache) Push(ctx context.Context, key, source, version, git, ref *string) error {
-	spec, err := pipeline.SpecFromFlags(deref(source), deref(version), deref(git), deref(ref))
+	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ type Kernel mg.Namespace
 // -extrakconfig=FILE, -kconfig=FILE. With no source flag it uses
 // KTSTR_KERNEL, then the default kernel.
 func (Kernel) Build(ctx context.Context, source, version, git, ref *string, force, clean *bool, cpuCap *int, extraKconfig, kconfig *string) error {
-	spec, err := pipeline.SpecFromFlags(deref(source), deref(version), deref(git), deref(ref))
+	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (Kernel) Build(ctx context.Context, source, version, git, ref *string, forc
 // Path prints the boot image path of a cached kernel without building it.
 // It takes the spec flags of kernel:build and exits non-zero on a miss.
 func (Kernel) Path(ctx context.Context, source, version, git, ref *string, extraKconfig, kconfig *string) error {
-	spec, err := pipeline.SpecFromFlags(deref(source), deref(version), deref(git), deref(ref))
+	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (Kernel) Clean(ctx context.Context, keep *int, corruptOnly, force *bool) er
 // BTF are there. It takes the source flags of kernel:path and defaults to
 // the newest cached kernel; -accel=auto|kvm|tcg, -timeout=60s.
 func (Kernel) Smoke(ctx context.Context, source, version, git, ref *string, accel *string, timeout *time.Duration) error {
-	spec, err := pipeline.SpecFromFlags(deref(source), deref(version), deref(git), deref(ref))
+	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
 		return err
 	}

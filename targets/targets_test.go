@@ -126,6 +126,7 @@ func TestBuildBadInputExitsNonZero(t *testing.T) {
 	}{
 		{"missing source", []string{"kernel:build", "-source=/nonexistent/linux"}, nil, "/nonexistent/linux"},
 		{"ref without git", []string{"kernel:build", "-ref=main"}, nil, "-ref=main needs -git"},
+		{"empty source", []string{"kernel:build", "-source="}, nil, "-source is empty"},
 		{"two sources", []string{"kernel:build", "-source=/src", "-version=6.12"}, nil, "-source and -version"},
 		{"cap with bypass", []string{"kernel:build", "-source=/src", "-cpucap=1"}, nil, "KTSTR_BYPASS_LLC_LOCKS"},
 		{"bad HOME", []string{"cache:list"}, []string{"KTSTR_CACHE_DIR=", "XDG_CACHE_HOME=", "HOME=relative/home"}, "HOME"},

@@ -22,9 +22,33 @@ import (
 	"github.com/ktstr/ktbuild/lib/source"
 )
 
-// SpecFromFlags turns kernel:build's source flags into one spec string,
-// rejecting combinations that name two sources. All empty means "default".
-func SpecFromFlags(sourcePath, version, gitURL, ref string) (string, error) {
+// SourceFlags are the source flags of kernel:build and the targets that
+// name a kernel like it. A nil field was not given; a pointer to "" was
+// given empty, which is an error rather than "use the default", so that
+// -source=$UNSET_VARIABLE never builds some other kernel.
+type SourceFlags struct {
+	Source, Version, Git, Ref *string
+}
+
+// Spec turns the flags into one spec string, rejecting empty values and
+// combinations that name two sources. No flag at all means "default".
+func (f SourceFlags) Spec() (string, error) {
+	for _, flag := range []struct {
+		name  string
+		value *string
+	}{{"source", f.Source}, {"version", f.Version}, {"git", f.Git}, {"ref", f.Ref}} {
+		if flag.value != nil && strings.TrimSpace(*flag.value) == "" {
+			return "", fmt.Errorf("-%s is empty — give it a value, or leave the flag out to use the default kernel", flag.name)
+		}
+	}
+	value := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	sourcePath, version, gitURL, ref := value(f.Source), value(f.Version), value(f.Git), value(f.Ref)
+
 	if ref != "" && gitURL == "" {
 		return "", fmt.Errorf("-ref=%s needs -git=URL — name the repository the ref belongs to", ref)
 	}
@@ -50,6 +74,13 @@ func SpecFromFlags(sourcePath, version, gitURL, ref string) (string, error) {
 		}
 		return sourcePath, nil
 	case version != "":
+		spec, err := source.ParseSpec(version)
+		if err != nil {
+			return "", fmt.Errorf("-version=%s: %w", version, err)
+		}
+		if spec.Kind != source.SpecVersion && spec.Kind != source.SpecRange {
+			return "", fmt.Errorf("-version=%s is not a kernel version — expected MAJOR.MINOR[.PATCH][-rcN] such as 6.12 or 6.15-rc3, or a range such as 6.10..6.12", version)
+		}
 		return version, nil
 	case gitURL != "":
 		if ref == "" {
@@ -348,9 +379,9 @@ func Clean(ctx context.Context, req CleanRequest) error {
 	}
 	if !req.Force {
 		if req.Stdin == nil || !term.IsTerminal(int(req.Stdin.Fd())) {
-			return fmt.Errorf("not removing %d entries without confirmation: no terminal to ask on — add -force", len(doomed))
+			return fmt.Errorf("not removing %s without confirmation: no terminal to prompt on — add -force", entryCount(len(doomed)))
 		}
-		fmt.Fprintf(req.Stderr, "remove these %d entries? [y/N] ", len(doomed))
+		fmt.Fprintf(req.Stderr, "remove %s? [y/N] ", entryCount(len(doomed)))
 		line, _ := bufio.NewReader(req.Stdin).ReadString('\n')
 		if answer := strings.ToLower(strings.TrimSpace(line)); answer != "y" && answer != "yes" {
 			fmt.Fprintln(req.Stderr, "nothing removed")
@@ -370,8 +401,15 @@ func Clean(ctx context.Context, req CleanRequest) error {
 			removed++
 		}
 	}
-	fmt.Fprintf(req.Stderr, "removed %d of %d entries from %s\n", removed, len(doomed), c.Root)
+	fmt.Fprintf(req.Stderr, "removed %d of %s from %s\n", removed, entryCount(len(doomed)), c.Root)
 	return nil
+}
+
+func entryCount(n int) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
 }
 
 // Doctor checks the build toolchain and prints each tool's state, then the

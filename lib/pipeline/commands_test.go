@@ -13,34 +13,41 @@ import (
 	"github.com/ktstr/ktbuild/lib/kernelorg/kernelorgtest"
 )
 
-func TestSpecFromFlags(t *testing.T) {
+func TestSourceFlagsSpec(t *testing.T) {
+	str := func(s string) *string { return &s }
 	cases := []struct {
-		source, version, git, ref string
-		want, wantErr             string
+		name          string
+		flags         SourceFlags
+		want, wantErr string
 	}{
-		{want: ""},
-		{source: "/src/linux", want: "/src/linux"},
-		{source: "linux", want: "./linux"},
-		{source: "linux-6.12.tar.xz", want: "./linux-6.12.tar.xz"},
-		{version: "6.12", want: "6.12"},
-		{version: "6.10..6.12", want: "6.10..6.12"},
-		{git: "https://example.invalid/linux.git", ref: "for-next/sched", want: "git+https://example.invalid/linux.git#for-next/sched"},
-		{ref: "main", wantErr: "-ref=main needs -git"},
-		{git: "https://example.invalid/linux.git", wantErr: "needs -ref"},
-		{source: "/src/linux", version: "6.12", wantErr: "-source and -version"},
-		{version: "6.12", git: "u", ref: "r", wantErr: "-version and -git"},
+		{"none", SourceFlags{}, "", ""},
+		{"absolute path", SourceFlags{Source: str("/src/linux")}, "/src/linux", ""},
+		{"bare directory name", SourceFlags{Source: str("linux")}, "./linux", ""},
+		{"bare tarball name", SourceFlags{Source: str("linux-6.12.tar.xz")}, "./linux-6.12.tar.xz", ""},
+		{"version", SourceFlags{Version: str("6.12")}, "6.12", ""},
+		{"range", SourceFlags{Version: str("6.10..6.12")}, "6.10..6.12", ""},
+		{"git", SourceFlags{Git: str("https://example.invalid/linux.git"), Ref: str("for-next/sched")}, "git+https://example.invalid/linux.git#for-next/sched", ""},
+		{"empty source", SourceFlags{Source: str("")}, "", "-source is empty"},
+		{"empty version", SourceFlags{Version: str(" ")}, "", "-version is empty"},
+		{"not a version", SourceFlags{Version: str("6.x")}, "", "-version=6.x is not a kernel version"},
+		{"ref without git", SourceFlags{Ref: str("main")}, "", "-ref=main needs -git"},
+		{"git without ref", SourceFlags{Git: str("https://example.invalid/linux.git")}, "", "needs -ref"},
+		{"source and version", SourceFlags{Source: str("/src/linux"), Version: str("6.12")}, "", "-source and -version"},
+		{"version and git", SourceFlags{Version: str("6.12"), Git: str("u"), Ref: str("r")}, "", "-version and -git"},
 	}
 	for _, tc := range cases {
-		got, err := SpecFromFlags(tc.source, tc.version, tc.git, tc.ref)
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("SpecFromFlags(%q, %q, %q, %q) error = %v, want %q", tc.source, tc.version, tc.git, tc.ref, err, tc.wantErr)
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.flags.Spec()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("error = %v, want %q", err, tc.wantErr)
+				}
+				return
 			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("SpecFromFlags(%q, %q, %q, %q) = %q, %v; want %q", tc.source, tc.version, tc.git, tc.ref, got, err, tc.want)
-		}
+			if err != nil || got != tc.want {
+				t.Errorf("Spec() = %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }
 

@@ -335,11 +335,11 @@ func (b *builder) mrproper(ctx context.Context, acq *acquired) error {
 }
 
 func (b *builder) sayDirtyHint(acq *acquired, image string) {
-	hint := "commit or stash your changes to get a cached, reusable kernel"
 	if !acq.src.IsGit {
-		hint = "put the tree under git, or build a -version or -git spec, to get a cached, reusable kernel"
+		b.say("built %s from a tree that is not under git, so it is not cached — put the tree under git, or build a -version or -git spec, to get a cached, reusable kernel", image)
+		return
 	}
-	b.say("built %s from a tree with uncommitted changes, so it is not cached — %s", image, hint)
+	b.say("built %s from a tree with uncommitted changes, so it is not cached — commit or stash your changes to get a cached, reusable kernel", image)
 }
 
 // errNotCached reports a cache-key spec that the cache does not hold.

@@ -82,12 +82,18 @@ type PostBuildChange struct {
 
 // Changed reports whether the tree is no longer the one the cache key names.
 func (c PostBuildChange) Changed() bool {
-	return c.DirtyAfter || c.HashAfter != c.HashBefore
+	return c.DirtyAfter || c.moved()
+}
+
+// moved reports whether HEAD is known to point at another commit. A dirty
+// tree has no hash, which says nothing about HEAD.
+func (c PostBuildChange) moved() bool {
+	return c.HashAfter != "" && c.HashAfter != c.HashBefore
 }
 
 func (c PostBuildChange) String() string {
 	hash := "HEAD unchanged"
-	if c.HashAfter != c.HashBefore {
+	if c.moved() {
 		hash = fmt.Sprintf("HEAD moved %s → %s", shortOr(c.HashBefore), shortOr(c.HashAfter))
 	}
 	return fmt.Sprintf("dirty before: %t, dirty after: %t, %s", c.DirtyBefore, c.DirtyAfter, hash)

@@ -30,6 +30,9 @@ func (b *builder) acquireVersion(ctx context.Context, version string) (*acquired
 		return nil, hit, err
 	}
 
+	if b.req.getenv(OfflineEnv) != "" {
+		return nil, nil, fmt.Errorf("Linux %s is not in the cache and %s is set, so it cannot be downloaded — unset %s, or build a local tree or tarball with -source", version, OfflineEnv, OfflineEnv)
+	}
 	client := b.kernelOrg()
 	exact, err := client.Resolve(ctx, version)
 	if err != nil {
