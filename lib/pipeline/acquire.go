@@ -142,8 +142,9 @@ func (b *builder) acquireLocal(path string) (*acquired, *Result, error) {
 }
 
 // localKey returns the key of a clean local git tree. A .config already in
-// the tree is the user's own unless it is the one our earlier build of the
-// same commit left behind, which the plain key's config_hash identifies.
+// the tree is the user's own, and part of the key, unless ktbuild wrote it:
+// the tree's config marker names it, or it is the config_hash of the plain
+// key's entry (a tree built on another machine, then pulled).
 func (b *builder) localKey(src *source.Acquired) (string, error) {
 	plain := cache.LocalKey(src.GitHash, b.arch, "", b.suffix())
 	configPath := filepath.Join(src.Dir, ".config")
@@ -153,6 +154,9 @@ func (b *builder) localKey(src *source.Acquired) (string, error) {
 	}
 	if err != nil {
 		return "", fmt.Errorf("cannot read %s: %w", configPath, err)
+	}
+	if mark, ok := readConfigMarker(src.Dir); ok && mark.crc == crc {
+		return plain, nil
 	}
 	if e, ok, _ := b.cache.Lookup(plain); ok && e.Meta.ConfigHash != nil && *e.Meta.ConfigHash == crc {
 		return plain, nil

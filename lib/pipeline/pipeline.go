@@ -237,6 +237,13 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (*built, error) {
 	rep := progress.New(b.out)
 	defer rep.Done()
 
+	local := acq.src.Origin == source.OriginLocal && !acq.src.IsTemp
+	if local {
+		if err := b.setAsideStaleConfig(dir); err != nil {
+			return nil, err
+		}
+	}
+
 	start := time.Now()
 	rep.Phase("configure")
 	cfg, err := kbuild.Configure(ctx, kbuild.ConfigureRequest{
@@ -273,7 +280,10 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (*built, error) {
 		return nil, fmt.Errorf("cannot hash the final .config: %w", err)
 	}
 
-	if acq.src.Origin == source.OriginLocal && !acq.src.IsTemp {
+	if local {
+		if err := writeConfigMarker(dir, configMarker{crc: res.config, suffix: b.suffix()}); err != nil {
+			b.warnf("%v", err)
+		}
 		rep.Phase("compile_commands.json")
 		if err := kbuild.CompileCommands(ctx, dir, env, logPath); err != nil {
 			b.say("warning: compile_commands.json not generated: %v", err)
@@ -331,7 +341,14 @@ func (b *builder) mrproper(ctx context.Context, acq *acquired) error {
 		return err
 	}
 	b.say("running make mrproper in %s", acq.src.Dir)
-	return kbuild.MrProper(ctx, acq.src.Dir, os.Environ(), logPath)
+	if err := kbuild.MrProper(ctx, acq.src.Dir, os.Environ(), logPath); err != nil {
+		return err
+	}
+	// mrproper removed .config, so the key no longer names a user config.
+	if !acq.src.Dirty {
+		acq.key, err = b.localKey(acq.src)
+	}
+	return err
 }
 
 func (b *builder) sayDirtyHint(acq *acquired, image string) {

@@ -490,3 +490,89 @@ func TestBuildWaitsForSourceTreeLock(t *testing.T) {
 	}
 	holder.Wait()
 }
+
+func TestBuildAfterExtraFragmentDoesNotInheritIt(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	extra := filepath.Join(t.TempDir(), "extra.kconfig")
+	writeFile(t, extra, "CONFIG_FAKE_PARENT=y\nCONFIG_FAKE_CHILD=y\n")
+
+	withExtra, out := testRequest(t, tree, nil)
+	withExtra.ExtraKconfig = extra
+	if _, err := Build(context.Background(), withExtra); err != nil {
+		t.Fatalf("build with the extra fragment: %v\n%s", err, out)
+	}
+
+	// A plain build into another cache: the tree's .config is ktbuild's
+	// own, written for other fragments, so it must not leak in.
+	plain, out := testRequest(t, tree, nil)
+	res, err := Build(context.Background(), plain)
+	if err != nil {
+		t.Fatalf("plain build: %v\n%s", err, out)
+	}
+	head := gitRun(t, tree, "rev-parse", "--short=7", "HEAD")
+	if want := "local-" + head + "-x86_64-" + cache.KconfigSuffix(mustFragmentHash(), ""); res.Key != want {
+		t.Errorf("plain build key %s, want %s", res.Key, want)
+	}
+	if config := readFile(t, filepath.Join(tree, ".config")); strings.Contains(config, "CONFIG_FAKE_CHILD=y") {
+		t.Errorf("the plain build kept the extra fragment's options:\n%s", config)
+	}
+	if !strings.Contains(out.String(), "configuring afresh") {
+		t.Errorf("no note about the earlier build's .config:\n%s", out)
+	}
+}
+
+func TestBuildAgainIntoEmptyCacheKeepsPlainKey(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	first, out := testRequest(t, tree, nil)
+	built, err := Build(context.Background(), first)
+	if err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+	second, out := testRequest(t, tree, nil)
+	again, err := Build(context.Background(), second)
+	if err != nil {
+		t.Fatalf("second build: %v\n%s", err, out)
+	}
+	if again.Key != built.Key {
+		t.Errorf("the .config of ktbuild's own build changed the key: %s, then %s", built.Key, again.Key)
+	}
+}
+
+func TestBuildUserConfigKeyedAndCleanRekeys(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	// Configure the tree by hand, as a user would.
+	cmd := exec.Command("make", "defconfig")
+	cmd.Dir = tree
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make defconfig: %v\n%s", err, msg)
+	}
+	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_PARENT=y\n")
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if !strings.Contains(res.Key, "-cfg") {
+		t.Errorf("a user's .config is not part of the key: %s", res.Key)
+	}
+
+	// -clean removes the user's .config first, so the key must not name it.
+	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_CHILD=y\n")
+	cleanReq, out := testRequest(t, tree, nil)
+	cleanReq.Clean = true
+	cleaned, err := Build(context.Background(), cleanReq)
+	if err != nil {
+		t.Fatalf("build with -clean: %v\n%s", err, out)
+	}
+	if strings.Contains(cleaned.Key, "-cfg") {
+		t.Errorf("-clean build keyed by the removed .config: %s", cleaned.Key)
+	}
+	config, err := cache.FileCRC32(filepath.Join(tree, ".config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cleaned.Entry == nil || *cleaned.Entry.Meta.ConfigHash != config {
+		t.Errorf("-clean entry config_hash does not match the final .config %s: %+v", config, cleaned.Entry)
+	}
+}

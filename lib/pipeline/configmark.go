@@ -1,0 +1,72 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ktstr/ktbuild/lib/cache"
+)
+
+// configMarkerName is the file in a local tree that records the .config
+// ktbuild's last build there produced. It tells ktbuild's own .config from
+// one the user wrote, without depending on what the cache holds.
+const configMarkerName = ".ktbuild-config"
+
+// configMarker is the content of the marker: the CRC32 of the .config and
+// the kconfig suffix (fragment hashes) it was configured with.
+type configMarker struct {
+	crc, suffix string
+}
+
+func readConfigMarker(dir string) (configMarker, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, configMarkerName))
+	if err != nil {
+		return configMarker{}, false
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 {
+		return configMarker{}, false
+	}
+	return configMarker{crc: fields[0], suffix: fields[1]}, true
+}
+
+func writeConfigMarker(dir string, m configMarker) error {
+	path := filepath.Join(dir, configMarkerName)
+	if err := os.WriteFile(path, []byte(m.crc+" "+m.suffix+"\n"), 0o644); err != nil {
+		return fmt.Errorf("cannot record the build's .config in %s: %w", path, err)
+	}
+	return nil
+}
+
+// setAsideStaleConfig moves away a .config that ktbuild wrote for other
+// fragments, so configure starts again from defconfig instead of carrying
+// the options of an earlier -extrakconfig into this build. A user's own
+// .config, and one written for these very fragments, stay.
+func (b *builder) setAsideStaleConfig(dir string) error {
+	mark, ok := readConfigMarker(dir)
+	if !ok || mark.suffix == b.suffix() {
+		return nil
+	}
+	configPath := filepath.Join(dir, ".config")
+	crc, err := fileCRC(configPath)
+	if err != nil || crc != mark.crc {
+		return err
+	}
+	old := configPath + ".ktbuild-old"
+	if err := os.Rename(configPath, old); err != nil {
+		return fmt.Errorf("cannot move the earlier build's .config aside: %w", err)
+	}
+	b.say("the tree's .config came from a build with other kconfig fragments — moved it to %s and configuring afresh", old)
+	return nil
+}
+
+func fileCRC(path string) (string, error) {
+	crc, err := cache.FileCRC32(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return crc, err
+}
