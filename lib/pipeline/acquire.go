@@ -195,8 +195,12 @@ func (b *builder) acquireTarball(ctx context.Context, path string) (*acquired, *
 		return nil, nil, err
 	}
 	b.say("extracting %s", canonical)
+	work, err := b.workDir()
+	if err != nil {
+		return nil, nil, err
+	}
 	rep := b.byteProgress("extract")
-	src, err := source.ExtractFile(ctx, canonical, b.cache.Root, rep.Bytes)
+	src, err := source.ExtractFile(ctx, canonical, work, rep.Bytes)
 	rep.Done()
 	if err != nil {
 		return nil, nil, err

@@ -98,7 +98,7 @@ func tempTrees(t testing.TB, root string) []string {
 	}
 	var names []string
 	for _, d := range dirents {
-		if strings.HasPrefix(d.Name(), ".extract") || strings.HasPrefix(d.Name(), ".tmp-") {
+		if strings.HasPrefix(d.Name(), ".extract") || strings.HasPrefix(d.Name(), ".tmp-") || strings.HasPrefix(d.Name(), workPrefix) {
 			names = append(names, d.Name())
 		}
 	}

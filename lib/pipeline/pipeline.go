@@ -98,6 +98,8 @@ type builder struct {
 	remote        *remote.Remote // KTSTR_REMOTE_CACHE, nil when unset
 	remoteChecked bool
 
+	work string // this process's work directory, "" until first used
+
 	// releases run in reverse order when the build ends.
 	releases []func()
 }
@@ -121,6 +123,7 @@ func newBuilder(req *Request) (*builder, error) {
 	if b.cache, err = cache.Open(root); err != nil {
 		return nil, err
 	}
+	b.sweepWorkDirs()
 	return b, nil
 }
 

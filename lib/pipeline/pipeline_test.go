@@ -576,3 +576,36 @@ func TestBuildUserConfigKeyedAndCleanRekeys(t *testing.T) {
 		t.Errorf("-clean entry config_hash does not match the final .config %s: %+v", config, cleaned.Entry)
 	}
 }
+
+func TestBuildSweepsWorkDirOfDeadBuild(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+
+	// A pid that existed and is gone now, like an interrupted build's.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(req.CacheDir, workPrefix+strconvItoa(gone.Process.Pid), ".extract-1", "linux")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(stale, "Makefile"), "all:\n")
+	live := filepath.Join(req.CacheDir, workPrefix+"1")
+	if err := os.MkdirAll(live, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := Build(context.Background(), req); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Dir(filepath.Dir(stale))); !os.IsNotExist(err) {
+		t.Errorf("the dead build's work directory is still there: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the work directory of live pid 1 was removed: %v", err)
+	}
+	if !strings.Contains(out.String(), "left by an interrupted build") {
+		t.Errorf("no note about the sweep:\n%s", out)
+	}
+}

@@ -64,8 +64,12 @@ func (b *builder) acquireVersion(ctx context.Context, version string) (*acquired
 		return nil, nil, err
 	}
 	b.say("downloading Linux %s from %s", exact, client.TarballURL(mustVersion(exact)))
+	work, err := b.workDir()
+	if err != nil {
+		return nil, nil, err
+	}
 	rep := b.byteProgress("download")
-	dir, err := client.Download(ctx, exact, b.cache.Root, rep.Bytes)
+	dir, err := client.Download(ctx, exact, work, rep.Bytes)
 	rep.Done()
 	if err != nil {
 		return nil, nil, err
@@ -148,7 +152,11 @@ func (b *builder) acquireGit(ctx context.Context, url, ref string) (*acquired, *
 		return nil, nil, err
 	}
 	b.say("cloning %s at %s (%s)", url, ref, short)
-	dir, full, err := gitsrc.Clone(ctx, url, ref, b.cache.Root, nil)
+	work, err := b.workDir()
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, full, err := gitsrc.Clone(ctx, url, ref, work, nil)
 	if err != nil {
 		return nil, nil, err
 	}

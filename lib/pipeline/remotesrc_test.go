@@ -80,7 +80,7 @@ func TestBuildGitSpecStoresRef(t *testing.T) {
 	if meta.Source.Type != "git" || meta.Source.Ref != "for-next/sched" || meta.Source.GitHash != hash {
 		t.Errorf("metadata source = %+v, want git, raw ref for-next/sched, hash %s", meta.Source, hash)
 	}
-	if leftovers, _ := filepath.Glob(filepath.Join(req.CacheDir, "ktbuild-git-*")); len(leftovers) != 0 {
+	if leftovers := tempTrees(t, req.CacheDir); len(leftovers) != 0 {
 		t.Errorf("clones left in the cache root: %v", leftovers)
 	}
 
