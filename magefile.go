@@ -1,7 +1,7 @@
 //go:build mage
 
 // This repository's own magefile: the kernel:* and cache:* targets every
-// scheduler repository gets, plus targets for developing ktbuild itself.
+// scheduler repository gets.
 package main
 
 import (

@@ -25,11 +25,22 @@ import (
 type Kernel mg.Namespace
 
 // Build builds a sched_ext kernel (or finds it in the cache) and prints its
-// boot image path on stdout. Flags: -source=PATH (kernel tree or tarball),
-// -version=V, -git=URL -ref=REF, -force, -clean, -cpucap=N,
-// -extrakconfig=FILE, -kconfig=FILE. With no source flag it uses
-// KTSTR_KERNEL, then the default kernel.
-func (Kernel) Build(ctx context.Context, source, version, git, ref *string, force, clean *bool, cpuCap *int, extraKconfig, kconfig *string) error {
+// boot image path on stdout; progress and messages go to stderr. With no
+// source flag it uses KTSTR_KERNEL, then the latest stable kernel.org
+// release, then the newest /usr/src/linux-source-* tarball. Environment:
+// KTSTR_CACHE_DIR, KTSTR_CPU_CAP, KTSTR_BYPASS_LLC_LOCKS, KTSTR_REMOTE_CACHE,
+// KTSTR_KERNEL_ORG_URL, KTBUILD_OFFLINE (see the README).
+func (Kernel) Build(ctx context.Context,
+	source *string, // a kernel tree, or a .tar.xz/.tar.gz/.tar.bz2/.tar.zst tarball
+	version *string, // a kernel.org release: 6.12 (newest 6.12.x), 6.12.3, 6.15-rc3, or a range 6.10..6.12
+	git *string, // a git repository URL, cloned shallow at -ref
+	ref *string, // the branch or tag of -git
+	force *bool, // rebuild even when the cache has the kernel
+	clean *bool, // run make mrproper first (local trees only)
+	cpucap *int, // use at most N CPUs (default: KTSTR_CPU_CAP, else 30% of the allowed CPUs)
+	extrakconfig *string, // a kconfig fragment applied after ktbuild's own, so its lines win
+	kconfig *string, // a kconfig fragment that replaces ktbuild's own
+) error {
 	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
 		return err
@@ -38,8 +49,8 @@ func (Kernel) Build(ctx context.Context, source, version, git, ref *string, forc
 		Spec:         spec,
 		Force:        derefBool(force),
 		Clean:        derefBool(clean),
-		CPUCap:       cpuCap,
-		ExtraKconfig: deref(extraKconfig),
+		CPUCap:       cpucap,
+		ExtraKconfig: deref(extrakconfig),
 		Kconfig:      deref(kconfig),
 		Verbose:      mg.Verbose(),
 	})
@@ -51,13 +62,21 @@ func (Kernel) Build(ctx context.Context, source, version, git, ref *string, forc
 }
 
 // Path prints the boot image path of a cached kernel without building it.
-// It takes the spec flags of kernel:build and exits non-zero on a miss.
-func (Kernel) Path(ctx context.Context, source, version, git, ref *string, extraKconfig, kconfig *string) error {
+// It takes the source and fragment flags of kernel:build and exits non-zero
+// on a miss.
+func (Kernel) Path(ctx context.Context,
+	source *string, // a kernel tree or tarball
+	version *string, // a kernel.org release, e.g. 6.12 or 6.12.3
+	git *string, // a git repository URL
+	ref *string, // the branch or tag of -git
+	extrakconfig *string, // the extra fragment the kernel was built with
+	kconfig *string, // the replacement fragment the kernel was built with
+) error {
 	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Path(ctx, pipeline.Request{Spec: spec, ExtraKconfig: deref(extraKconfig), Kconfig: deref(kconfig)})
+	res, err := pipeline.Path(ctx, pipeline.Request{Spec: spec, ExtraKconfig: deref(extrakconfig), Kconfig: deref(kconfig)})
 	if err != nil {
 		return err
 	}
@@ -68,10 +87,14 @@ func (Kernel) Path(ctx context.Context, source, version, git, ref *string, extra
 // Clean removes cached kernels: corrupt entries always, and valid ones beyond
 // the -keep=N newest. -corruptonly removes corrupt entries only. Without
 // -force it lists what would go and prompts on a terminal.
-func (Kernel) Clean(ctx context.Context, keep *int, corruptOnly, force *bool) error {
+func (Kernel) Clean(ctx context.Context,
+	keep *int, // keep the N newest valid entries (default: remove all)
+	corruptonly *bool, // remove only corrupt entries
+	force *bool, // remove without asking
+) error {
 	return pipeline.Clean(ctx, pipeline.CleanRequest{
 		Keep:        keep,
-		CorruptOnly: derefBool(corruptOnly),
+		CorruptOnly: derefBool(corruptonly),
 		Force:       derefBool(force),
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
@@ -82,12 +105,24 @@ func (Kernel) Clean(ctx context.Context, keep *int, corruptOnly, force *bool) er
 // Smoke boots a cached kernel under QEMU and reports whether sched_ext and
 // BTF are there. It takes the source flags of kernel:path and defaults to
 // the newest cached kernel; -accel=auto|kvm|tcg, -timeout=60s.
-func (Kernel) Smoke(ctx context.Context, source, version, git, ref *string, accel *string, timeout *time.Duration) error {
+func (Kernel) Smoke(ctx context.Context,
+	source *string, // a kernel tree or tarball whose cached kernel to boot
+	version *string, // a kernel.org release whose cached kernel to boot
+	git *string, // a git repository URL
+	ref *string, // the branch or tag of -git
+	extrakconfig *string, // the extra fragment the kernel was built with
+	kconfig *string, // the replacement fragment the kernel was built with
+	accel *string, // auto (KVM, falling back to TCG), kvm or tcg
+	timeout *time.Duration, // boot timeout (default 60s)
+) error {
 	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
 		return err
 	}
-	req := pipeline.SmokeRequest{Request: pipeline.Request{Spec: spec}, Accel: deref(accel)}
+	req := pipeline.SmokeRequest{
+		Request: pipeline.Request{Spec: spec, ExtraKconfig: deref(extrakconfig), Kconfig: deref(kconfig)},
+		Accel:   deref(accel),
+	}
 	if timeout != nil {
 		req.Timeout = *timeout
 	}
