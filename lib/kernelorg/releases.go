@@ -281,7 +281,9 @@ const maxRangeMinor = 99
 // of life) by probing. Inside the last major every series must exist. In an
 // earlier major the walk moves on to the next major at the first series
 // with no release, because majors end at varying minors (3.19, 4.20, 5.19).
-// Release candidates are not accepted as bounds.
+// Release candidates are not accepted as bounds. A series of the last major
+// with no release is reported in the error, next to the releases that were
+// found, so a caller can build those and report every failure at the end.
 func (c *Client) ExpandRange(ctx context.Context, from, to string) ([]string, error) {
 	lo, _, err := parseVersion(from)
 	if err != nil {
@@ -307,6 +309,7 @@ func (c *Client) ExpandRange(ctx context.Context, from, to string) ([]string, er
 	}
 
 	var out []string
+	var missing []error
 	for major := lo.Major; major <= hi.Major; major++ {
 		minor := 0
 		if major == lo.Major {
@@ -324,7 +327,8 @@ func (c *Client) ExpandRange(ctx context.Context, from, to string) ([]string, er
 				if major < hi.Major {
 					break
 				}
-				return nil, withKind(ErrNotFound, fmt.Errorf("kernel.org: range %s..%s: no release of series %d.%d found — check the bounds", from, to, major, minor))
+				missing = append(missing, withKind(ErrNotFound, fmt.Errorf("kernel.org: range %s..%s: no release of series %d.%d found — check the bounds", from, to, major, minor)))
+				continue
 			}
 
 			if newest.Compare(upper) > 0 {
@@ -336,7 +340,7 @@ func (c *Client) ExpandRange(ctx context.Context, from, to string) ([]string, er
 			out = append(out, newest.String())
 		}
 	}
-	return out, nil
+	return out, errors.Join(missing...)
 }
 
 func (c *Client) seriesNewest(ctx context.Context, releases []Release, major, minor int) (Version, bool, error) {

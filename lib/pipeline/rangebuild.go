@@ -12,11 +12,14 @@ import (
 // and reports all of them at the end. The result is the last kernel built.
 func (b *builder) buildRange(ctx context.Context, spec source.Spec) (Result, error) {
 	versions, err := b.expandRange(ctx, spec)
-	if err != nil {
+	if len(versions) == 0 {
 		return Result{}, err
 	}
 	var last Result
 	var failed []error
+	if err != nil {
+		failed = append(failed, err)
+	}
 	for _, v := range versions {
 		b.say("range %s: building %s", spec.Raw, v)
 		one, err := source.ParseSpec(v)
@@ -31,7 +34,11 @@ func (b *builder) buildRange(ctx context.Context, spec source.Spec) (Result, err
 		}
 	}
 	if len(failed) > 0 {
-		return last, fmt.Errorf("%d of %d kernels in %s failed: %w", len(failed), len(versions), spec.Raw, errors.Join(failed...))
+		noun := "failures"
+		if len(failed) == 1 {
+			noun = "failure"
+		}
+		return last, fmt.Errorf("range %s: %d %s across %d releases found: %w", spec.Raw, len(failed), noun, len(versions), errors.Join(failed...))
 	}
 	return last, nil
 }

@@ -116,10 +116,25 @@ func TestBuildRangeReportsEveryFailure(t *testing.T) {
 	if err == nil {
 		t.Fatalf("range with a missing release succeeded\n%s", out)
 	}
-	if !strings.Contains(err.Error(), "1 of 2") || !strings.Contains(err.Error(), "6.11.9") {
+	if !strings.Contains(err.Error(), "1 failure across 2 releases") || !strings.Contains(err.Error(), "6.11.9") {
 		t.Errorf("error does not report the failed release: %v", err)
 	}
 	if !strings.HasPrefix(res.Key, "6.12.3-tarball-") {
 		t.Errorf("the buildable release was not built: %+v\n%s", res, out)
+	}
+}
+
+func TestBuildRangeGoesOnPastMissingSeries(t *testing.T) {
+	srv := kernelorgtest.New(t)
+	srv.SetReleases(kernelorgtest.Row{Moniker: "stable", Version: "6.12.3"})
+	srv.AddTarballFromDir(t, "6.12.3", fakekernel.New(t, fakekernel.Options{}))
+	req, out := testRequest(t, "6.11..6.12", map[string]string{"KTSTR_KERNEL_ORG_URL": srv.URL})
+
+	res, err := Build(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "series 6.11") {
+		t.Errorf("want the missing 6.11 series reported, got %v", err)
+	}
+	if !strings.HasPrefix(res.Key, "6.12.3-tarball-") || res.Entry == nil {
+		t.Errorf("6.12.3 was not built past the missing series: %+v\n%s", res, out)
 	}
 }
