@@ -55,6 +55,13 @@ func (c *Client) Download(ctx context.Context, version, parentDir string, progre
 	} else {
 		want, err = c.expectedSum(ctx, v.Major, name)
 		if err != nil {
+			// A release missing from the sums is usually missing from the
+			// mirror too; say that rather than blame the checksum list.
+			if errors.Is(err, ErrNotFound) {
+				if exists, herr := c.exists(ctx, url); herr == nil && !exists {
+					return "", c.tarballNotFound(ctx, v, url)
+				}
+			}
 			return "", err
 		}
 	}

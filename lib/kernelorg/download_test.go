@@ -393,3 +393,20 @@ func TestDownloadInvalidVersion(t *testing.T) {
 		t.Error("an invalid version sent requests")
 	}
 }
+
+func TestDownloadUnpublishedReleaseSaysNotFound(t *testing.T) {
+	srv, c := newServer(t, standardRows...)
+	srv.AddRelease(t, "6.12.3")
+	parent := t.TempDir()
+
+	// Neither a tarball nor a sums line: the release does not exist here.
+	_, err := c.Download(context.Background(), "6.12.9", parent, nil)
+	assertMentions(t, err, "linux 6.12.9 not found")
+	if !errors.Is(err, ErrNotFound) {
+		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+	if strings.Contains(err.Error(), "SHA-256") {
+		t.Errorf("error blames the checksum list for a missing release: %v", err)
+	}
+	assertNothingLeft(t, parent)
+}
