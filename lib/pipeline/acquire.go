@@ -201,7 +201,7 @@ func (b *builder) acquireTarball(ctx context.Context, path string) (*acquired, *
 	}
 	rep := b.byteProgress("extract")
 	src, err := source.ExtractFile(ctx, canonical, work, rep.Bytes)
-	rep.Done()
+	endProgress(rep, err)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -229,7 +229,7 @@ type built struct {
 
 // compile configures, builds and validates the tree, and checks the BTF of
 // the vmlinux it produced.
-func (b *builder) compile(ctx context.Context, acq *acquired) (*built, error) {
+func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err error) {
 	dir := acq.src.Dir
 	logPath, err := b.newLogPath(acq.key)
 	if err != nil {
@@ -238,7 +238,7 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (*built, error) {
 	res := &built{logPath: logPath}
 	env := os.Environ()
 	rep := progress.New(b.out)
-	defer rep.Done()
+	defer func() { endProgress(rep, err) }()
 
 	local := acq.src.Origin == source.OriginLocal && !acq.src.IsTemp
 	if local {
@@ -306,6 +306,15 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (*built, error) {
 	}
 	res.facts.Compiler, res.facts.Pahole = kbuild.ToolVersions()
 	return res, nil
+}
+
+// endProgress ends rep's phase as done, or as failed when err is set.
+func endProgress(rep *progress.Reporter, err error) {
+	if err != nil {
+		rep.Fail()
+		return
+	}
+	rep.Done()
 }
 
 // byteProgress starts a progress reporter for a phase measured in bytes.

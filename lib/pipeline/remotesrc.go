@@ -70,7 +70,7 @@ func (b *builder) acquireVersion(ctx context.Context, version string) (*acquired
 	}
 	rep := b.byteProgress("download")
 	dir, err := client.Download(ctx, exact, work, rep.Bytes)
-	rep.Done()
+	endProgress(rep, err)
 	if err != nil {
 		return nil, nil, err
 	}

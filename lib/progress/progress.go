@@ -125,7 +125,7 @@ func (r *Reporter) Phase(name string) {
 	defer r.mu.Unlock()
 
 	now := r.now()
-	r.finishPhase(now)
+	r.finishPhase(now, "done")
 
 	r.phase = name
 	r.phaseStart = now
@@ -173,13 +173,23 @@ func (r *Reporter) Bytes(done, total int64) {
 // Done ends the current phase, printing how long it took, closes an open
 // GitHub Actions group and stops the background refresh. It is idempotent.
 func (r *Reporter) Done() {
+	r.end("done")
+}
+
+// Fail ends the current phase like Done, but reports it as failed, for a
+// phase cut short by an error or a cancellation.
+func (r *Reporter) Fail() {
+	r.end("failed")
+}
+
+func (r *Reporter) end(outcome string) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
-	r.finishPhase(r.now())
+	r.finishPhase(r.now(), outcome)
 	r.phase = ""
 	if r.stop != nil {
 		close(r.stop)
@@ -221,12 +231,16 @@ func (r *Reporter) refresh() {
 
 // finishPhase prints the end of the current phase, if there is one, and
 // closes its GitHub Actions group.
-func (r *Reporter) finishPhase(now time.Time) {
+func (r *Reporter) finishPhase(now time.Time, outcome string) {
 	if r.phase == "" {
 		return
 	}
 	r.clearLive()
-	line := fmt.Sprintf("%s: %s in %s", r.phaseColor.Sprint(r.phase), r.doneColor.Sprint("done"), formatDuration(now.Sub(r.phaseStart)))
+	shown := outcome
+	if outcome == "done" {
+		shown = r.doneColor.Sprint(outcome)
+	}
+	line := fmt.Sprintf("%s: %s in %s", r.phaseColor.Sprint(r.phase), shown, formatDuration(now.Sub(r.phaseStart)))
 	if counts := r.counts(); counts != "" {
 		line += " (" + counts + ")"
 	}

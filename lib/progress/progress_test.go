@@ -346,3 +346,17 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestFailEndsPhaseAsFailed(t *testing.T) {
+	var out bytes.Buffer
+	r := NewMode(&out, Mode{})
+	r.Phase("build")
+	r.Count(3, 0)
+	r.Fail()
+	if !strings.Contains(out.String(), "build: failed in") {
+		t.Errorf("Fail did not report the phase as failed:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "build: done") {
+		t.Errorf("a failed phase was reported done:\n%s", out.String())
+	}
+}
