@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ktstr/ktbuild/internal/fakekernel"
+	"github.com/ktstr/ktbuild/internal/syncbuf"
 	"github.com/ktstr/ktbuild/lib/flock"
 )
 
@@ -210,39 +211,5 @@ func processesIn(dir string) []int {
 	return pids
 }
 
-// syncBuffer is a bytes.Buffer that a process and a test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func TestBuildTimeoutStopsMakeBeforeMageExits(t *testing.T) {
-	tree := gitTree(t, fakekernel.Options{Delay: 60 * time.Second})
-	cacheDir := filepath.Join(t.TempDir(), "cache")
-
-	start := time.Now()
-	_, stderr, code := kt(t, cacheDir, nil, "-t", "10s", "kernel:build", "-source="+tree)
-	if code == 0 {
-		t.Fatalf("kernel:build under -t 10s exited 0\n%s", stderr)
-	}
-	if elapsed := time.Since(start); elapsed > 15*time.Second {
-		t.Errorf("kernel:build -t 10s took %s", elapsed)
-	}
-	// Give an orphaned make a moment to show up if it survived.
-	time.Sleep(500 * time.Millisecond)
-	if procs := processesIn(tree); len(procs) > 0 {
-		t.Errorf("processes still running in the tree after the timeout: %v\n%s", procs, stderr)
-	}
-}
+// syncBuffer collects a process's stderr while the test reads it.
+type syncBuffer = syncbuf.Buffer

@@ -1,44 +1,22 @@
 package pipeline
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ktstr/ktbuild/internal/syncbuf"
 	"github.com/ktstr/ktbuild/kconfig"
 	"github.com/ktstr/ktbuild/lib/flock"
 )
 
-// syncBuffer is a bytes.Buffer safe for a build writing and a test reading.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
-}
+// syncBuffer collects a build's stderr while the test reads it.
+type syncBuffer = syncbuf.Buffer
 
 func writeFile(t testing.TB, path, text string) {
 	t.Helper()

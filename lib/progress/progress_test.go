@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ktstr/ktbuild/internal/syncbuf"
 )
 
 // clock is a settable time source for Reporter.now.
@@ -31,24 +33,8 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// syncBuffer is a bytes.Buffer safe to read while the Reporter's refresh
-// goroutine writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is safe to read while the Reporter's refresh goroutine writes.
+type syncBuffer = syncbuf.Buffer
 
 // newTest returns a Reporter in mode m on a fake clock whose background
 // refresh is too slow to fire during a test.
