@@ -200,7 +200,7 @@ func benchExtract(s *session) error {
 	}
 	o, p := median(ds[0]), median(ds[1])
 	s.ratioRow("tarball extract vs tar xf", formatDuration(o), formatDuration(p), ratio(o, p), 1.5, 1.0)
-	s.note("extract: %s (Linux %s) into %s; median of %d alternating runs, each into a new dir, with dirty pages flushed (sync) before each run, untimed; all trees deleted after the last run", tarball, version, parent, s.cfg.repeats)
+	s.note("extract: %s (Linux %s) into %s; median of %d alternating runs, each into a new dir, with dirty pages flushed (sync) before each run, untimed; all trees deleted after the last run; ext4 allocates inodes slowly for a few minutes after many were freed (recently_deleted in fs/ext4/ialloc.c), so figures taken soon after deleting a kernel tree are slower, tar xf more so", tarball, version, parent, s.cfg.repeats)
 	return nil
 }
 

@@ -44,7 +44,7 @@ func benchWarm(s *session) error {
 			return err
 		}
 		s.memRow("kernel:build peak RSS (filling run)", res.hwm, "-", 256)
-		s.note("warm: -fill: the first run filled %s in %s (configure, make, validate, make compile_commands.json, strip, store); its RSS is VmHWM of the kernel:build process alone, sampled every 20 ms", cacheDir, formatDuration(res.wall))
+		s.note("warm: -fill: the filling run filled %s in %s (configure, make, validate, make compile_commands.json, strip, store); its RSS is VmHWM of the kernel:build process alone, sampled every 20 ms", cacheDir, formatDuration(res.wall))
 	}
 	if s.cfg.forceBuild {
 		res, err := s.runKT(cacheDir, nil, append(args, "-cpucap=2", "-force")...)
@@ -161,6 +161,7 @@ func (s *session) cachedPath(cacheDir string, args []string) (path string, hit b
 	cmd.Args[1] = "kernel:path"
 	res := runProc(cmd, false)
 	if res.err != nil && strings.Contains(res.stderr, "no cached kernel for") {
+		s.progress("kernel:path %s: %s", strings.Join(args, " "), tail(res.stderr, 1))
 		return "", false, nil
 	}
 	if res.err != nil {
