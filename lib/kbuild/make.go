@@ -118,9 +118,15 @@ func MrProper(ctx context.Context, dir string, env []string, logPath string) err
 }
 
 // CompileCommands runs make compile_commands.json in dir so editors and
-// clangd can index a built local tree.
-func CompileCommands(ctx context.Context, dir string, env []string, logPath string) error {
-	_, err := runMake(ctx, runSpec{dir: dir, args: []string{"compile_commands.json"}, env: env, logPath: logPath})
+// clangd can index a built local tree. It passes the build's own -j and
+// KCFLAGS: kbuild records each object's command line, so any difference
+// would make it compile the whole kernel again.
+func CompileCommands(ctx context.Context, dir string, jobs int, env []string, logPath string) error {
+	if jobs <= 0 {
+		jobs = runtime.NumCPU()
+	}
+	args := []string{"-j" + strconv.Itoa(jobs), "KCFLAGS=-Wno-error", "compile_commands.json"}
+	_, err := runMake(ctx, runSpec{dir: dir, args: args, env: env, logPath: logPath})
 	return err
 }
 

@@ -333,11 +333,15 @@ func TestMrProperAndCompileCommands(t *testing.T) {
 	dir := configuredTree(t)
 	logPath := filepath.Join(t.TempDir(), "build.log")
 	ctx := context.Background()
-	if err := CompileCommands(ctx, dir, nil, logPath); err != nil {
+	if err := CompileCommands(ctx, dir, 2, nil, logPath); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "compile_commands.json")); err != nil {
 		t.Errorf("compile_commands.json not written: %v", err)
+	}
+	// The build's KCFLAGS must be repeated, or kbuild recompiles every object.
+	if log, _ := os.ReadFile(logPath); !strings.Contains(string(log), "make -j2 KCFLAGS=-Wno-error compile_commands.json") {
+		t.Errorf("compile_commands.json was made without the build's flags:\n%s", log)
 	}
 	if err := MrProper(ctx, dir, nil, logPath); err != nil {
 		t.Fatal(err)

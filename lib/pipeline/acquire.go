@@ -144,7 +144,8 @@ func (b *builder) acquireLocal(path string) (*acquired, *Result, error) {
 // localKey returns the key of a clean local git tree. A .config already in
 // the tree is the user's own, and part of the key, unless ktbuild wrote it:
 // the tree's config marker names it, or it is the config_hash of the plain
-// key's entry (a tree built on another machine, then pulled).
+// key's entry (a tree built on another machine, then pulled). A .config
+// that ktbuild rewrote from a user's one keeps that user config's key.
 func (b *builder) localKey(src *source.Acquired) (string, error) {
 	plain := cache.LocalKey(src.GitHash, b.arch, "", b.suffix())
 	configPath := filepath.Join(src.Dir, ".config")
@@ -156,7 +157,13 @@ func (b *builder) localKey(src *source.Acquired) (string, error) {
 		return "", fmt.Errorf("cannot read %s: %w", configPath, err)
 	}
 	if mark, ok := readConfigMarker(src.Dir); ok && mark.crc == crc {
-		return plain, nil
+		switch {
+		case mark.suffix == b.suffix():
+			return cache.LocalKey(src.GitHash, b.arch, mark.userConfig, b.suffix()), nil
+		case mark.userConfig == "":
+			// Written for other fragments: configure starts afresh.
+			return plain, nil
+		}
 	}
 	if e, ok, _ := b.cache.Lookup(plain); ok && e.Meta.ConfigHash != nil && *e.Meta.ConfigHash == crc {
 		return plain, nil

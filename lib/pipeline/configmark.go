@@ -15,10 +15,11 @@ import (
 // one the user wrote, without depending on what the cache holds.
 const configMarkerName = ".ktbuild-config"
 
-// configMarker is the content of the marker: the CRC32 of the .config and
-// the kconfig suffix (fragment hashes) it was configured with.
+// configMarker is the content of the marker: the CRC32 of the .config, the
+// kconfig suffix (fragment hashes) it was configured with, and the CRC32 of
+// the user's .config it started from, "" when it started from defconfig.
 type configMarker struct {
-	crc, suffix string
+	crc, suffix, userConfig string
 }
 
 func readConfigMarker(dir string) (configMarker, bool) {
@@ -27,18 +28,36 @@ func readConfigMarker(dir string) (configMarker, bool) {
 		return configMarker{}, false
 	}
 	fields := strings.Fields(string(data))
-	if len(fields) != 2 {
+	if len(fields) != 3 {
 		return configMarker{}, false
 	}
-	return configMarker{crc: fields[0], suffix: fields[1]}, true
+	m := configMarker{crc: fields[0], suffix: fields[1], userConfig: fields[2]}
+	if m.userConfig == "-" {
+		m.userConfig = ""
+	}
+	return m, true
 }
 
 func writeConfigMarker(dir string, m configMarker) error {
+	user := m.userConfig
+	if user == "" {
+		user = "-"
+	}
 	path := filepath.Join(dir, configMarkerName)
-	if err := os.WriteFile(path, []byte(m.crc+" "+m.suffix+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(m.crc+" "+m.suffix+" "+user+"\n"), 0o644); err != nil {
 		return fmt.Errorf("cannot record the build's .config in %s: %w", path, err)
 	}
 	return nil
+}
+
+// userConfigOf returns the CRC32 of the user's .config that a local key
+// names ("cfg{crc}"), or "" for a key without one.
+func userConfigOf(key string) string {
+	_, rest, ok := strings.Cut(key, "-cfg")
+	if !ok || len(rest) < 8 {
+		return ""
+	}
+	return rest[:8]
 }
 
 // setAsideStaleConfig moves away a .config that ktbuild wrote for other
@@ -47,7 +66,7 @@ func writeConfigMarker(dir string, m configMarker) error {
 // .config, and one written for these very fragments, stay.
 func (b *builder) setAsideStaleConfig(dir string) error {
 	mark, ok := readConfigMarker(dir)
-	if !ok || mark.suffix == b.suffix() {
+	if !ok || mark.suffix == b.suffix() || mark.userConfig != "" {
 		return nil
 	}
 	configPath := filepath.Join(dir, ".config")

@@ -284,12 +284,16 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err err
 	}
 
 	if local {
-		if err := writeConfigMarker(dir, configMarker{crc: res.config, suffix: b.suffix()}); err != nil {
+		mark := configMarker{crc: res.config, suffix: b.suffix(), userConfig: userConfigOf(acq.key)}
+		if err := writeConfigMarker(dir, mark); err != nil {
 			b.warnf("%v", err)
 		}
 		rep.Phase("compile_commands.json")
-		if err := kbuild.CompileCommands(ctx, dir, env, logPath); err != nil {
-			b.say("warning: compile_commands.json not generated: %v", err)
+		if err := kbuild.CompileCommands(ctx, dir, b.jobs, env, logPath); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			b.warnf("compile_commands.json not generated: %v", err)
 		}
 	}
 

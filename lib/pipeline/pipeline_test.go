@@ -556,6 +556,15 @@ func TestBuildUserConfigKeyedAndCleanRekeys(t *testing.T) {
 	if !strings.Contains(res.Key, "-cfg") {
 		t.Errorf("a user's .config is not part of the key: %s", res.Key)
 	}
+	// olddefconfig rewrote the user's .config; the next build must still
+	// find the entry keyed by the user's original.
+	again, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("second build: %v\n%s", err, out)
+	}
+	if !again.Cached || again.Key != res.Key {
+		t.Errorf("second build of a user-configured tree: want a hit on %s, got %+v", res.Key, again)
+	}
 
 	// -clean removes the user's .config first, so the key must not name it.
 	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_CHILD=y\n")
