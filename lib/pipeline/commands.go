@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -254,7 +255,14 @@ func kconfigStatus(m cache.Metadata, current string) string {
 }
 
 func printTable(w io.Writer, entries []cache.ListEntry, rows []listRow) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var table bytes.Buffer
+	defer func() {
+		// A row without tags would end in the padding of the SIZE column.
+		for line := range strings.Lines(table.String()) {
+			fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+		}
+	}()
+	tw := tabwriter.NewWriter(&table, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tVERSION\tSOURCE\tARCH\tAGE\tSIZE\tTAGS")
 	for i, row := range rows {
 		if row.Status != "valid" {

@@ -78,6 +78,11 @@ func TestListShowsTagsAndCorruptEntries(t *testing.T) {
 	if err := List(context.Background(), ListRequest{CacheDir: root, Stdout: &stdout, Stderr: &stderr, Getenv: offline}); err != nil {
 		t.Fatal(err)
 	}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if strings.HasSuffix(line, " ") {
+			t.Errorf("row ends in spaces: %q", line)
+		}
+	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("want a header and 2 rows, got:\n%s", stdout.String())
