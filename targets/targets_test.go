@@ -213,3 +213,15 @@ func processesIn(dir string) []int {
 
 // syncBuffer collects a process's stderr while the test reads it.
 type syncBuffer = syncbuf.Buffer
+
+func TestDoctorReportsToolsAndQEMU(t *testing.T) {
+	stdout, stderr, code := kt(t, filepath.Join(t.TempDir(), "cache"), nil, "kernel:doctor")
+	if code != 0 {
+		t.Fatalf("kernel:doctor exited %d on a host with every tool\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"ok   make:", "ok   pahole: v", "qemu:", "tcg:"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("kernel:doctor output lacks %q:\n%s", want, stdout)
+		}
+	}
+}

@@ -424,14 +424,15 @@ func entryCount(n int) string {
 // install command for what is missing.
 func Doctor(ctx context.Context, w io.Writer) error {
 	tools, err := kbuild.Preflight()
+	// One layout for every line: status, name, then the finding.
 	for _, t := range tools {
-		state := "ok"
+		state, detail := "ok", t.Why
 		if !t.Found {
-			state = "MISSING (" + t.Package + ")"
+			state, detail = "MISSING", t.Why+" (Debian package "+t.Package+")"
 		} else if t.Version != "" {
-			state = "ok " + t.Version
+			detail = t.Version + " — " + t.Why
 		}
-		fmt.Fprintf(w, "%-12s %s — %s\n", t.Name, state, t.Why)
+		fmt.Fprintf(w, "%-4s %s: %s\n", state, t.Name, detail)
 	}
 	for _, c := range smoke.Doctor(ctx, "") {
 		fmt.Fprintln(w, c.String())
