@@ -11,7 +11,7 @@ import (
 )
 
 // configMarkerName is the file in a local tree that records the .config
-// ktbuild's last build there produced. It tells ktbuild's own .config from
+// ktbuild's last build there produced. It separates ktbuild's own .config from
 // one the user wrote, without depending on what the cache holds.
 const configMarkerName = ".ktbuild-config"
 

@@ -86,7 +86,7 @@ func (c PostBuildChange) Changed() bool {
 }
 
 // moved reports whether HEAD is known to point at another commit. A dirty
-// tree has no hash, which says nothing about HEAD.
+// tree has no hash, so its absence is no evidence about HEAD.
 func (c PostBuildChange) moved() bool {
 	return c.HashAfter != "" && c.HashAfter != c.HashBefore
 }

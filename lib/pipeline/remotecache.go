@@ -10,7 +10,8 @@ import (
 )
 
 // remoteCache returns the remote cache named by KTSTR_REMOTE_CACHE, or nil.
-// A bad value is a warning: the remote cache never fails a build.
+// A bad value is a warning, like every other remote cache failure during a
+// build.
 func (b *builder) remoteCache() *remote.Remote {
 	if b.remoteChecked {
 		return b.remote
