@@ -142,10 +142,10 @@ func (b *builder) acquireLocal(path string) (*acquired, *Result, error) {
 }
 
 // localKey returns the key of a clean local git tree. A .config already in
-// the tree is the user's own, and part of the key, unless ktbuild wrote it:
-// the tree's config marker names it, or it is the config_hash of the plain
-// key's entry (a tree built on another machine, then pulled). A .config
-// that ktbuild rewrote from a user's one keeps that user config's key.
+// the tree is the user's own, and part of the key, unless ktbuild wrote it.
+// ktbuild's own .config is the one the tree's config marker names, or the
+// config_hash of the plain key's entry (a kernel pulled from another
+// machine). A .config ktbuild rewrote from a user's keeps that user's key.
 func (b *builder) localKey(src *source.Acquired) (string, error) {
 	plain := cache.LocalKey(src.GitHash, b.arch, "", b.suffix())
 	configPath := filepath.Join(src.Dir, ".config")

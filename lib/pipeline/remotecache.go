@@ -121,7 +121,7 @@ func Pull(ctx context.Context, req TransferRequest) error {
 		return err
 	}
 	if r == nil {
-		return fmt.Errorf("%s is not set — set it to the registry repository that holds the kernels", remote.EnvRepository)
+		return fmt.Errorf("%s is not set — set it to the registry repository that contains the kernels", remote.EnvRepository)
 	}
 	c, err := openCache(req.Request.CacheDir)
 	if err != nil {
