@@ -10,7 +10,7 @@ tarball=${KTBUILD_REAL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 work=$(mktemp -d /var/tmp/ktbuild-real.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 export KTSTR_CACHE_DIR="$work/cache"
-# CI has no route to kernel.org; say so rather than wait for a timeout.
+# CI has no route to kernel.org, so skip it rather than wait for a timeout.
 export KTBUILD_OFFLINE=1
 mage_bin="$work/mage-ktbuild"
 

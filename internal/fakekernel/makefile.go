@@ -83,7 +83,7 @@ kernelversion:
 `
 
 // resolveAWK resolves a .config the way olddefconfig does for the few
-// symbols the fake tree knows: the last line for a symbol wins, and two
+// symbols the fake tree defines: the last line for a symbol wins, and two
 // dependencies switch symbols off when they are unmet.
 const resolveAWK = `/^CONFIG_[A-Za-z0-9_]+=/ {
 	eq = index($0, "=")

@@ -129,7 +129,7 @@ func openTestCache(t *testing.T) *Cache {
 }
 
 // genFiles writes an image and a vmlinux whose contents name generation gen
-// and end in "END", so a reader can tell both which store it sees and
+// and end in "END", so a reader can tell both which store it read and
 // whether a file is complete.
 func genFiles(t testing.TB, dir string, gen, size int) (image, vmlinux string) {
 	t.Helper()
@@ -186,7 +186,7 @@ func fileGen(path string) (int, error) {
 }
 
 // entryReader reads one key the way a reader of the cache does, and checks
-// that it never sees the entry vanish or change under the shared lock.
+// that the entry never vanishes or changes under the shared lock.
 type entryReader struct {
 	c           *Cache
 	key         string

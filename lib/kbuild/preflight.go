@@ -22,7 +22,7 @@ const minPaholeMajor, minPaholeMinor = 1, 16
 // Tool is one host requirement of a kernel build and whether it was found.
 type Tool struct {
 	Name string
-	// Why is what the kernel build uses the tool for.
+	// Why is the purpose the kernel build uses the tool for.
 	Why string
 	// Package is the distribution package that provides the tool.
 	Package string

@@ -204,7 +204,7 @@ func (r *Registry) waitReady() error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s did not answer within %s (last error %v)", url, startTimeout, err)
+			return fmt.Errorf("%s did not respond within %s (last error %v)", url, startTimeout, err)
 		case <-r.done:
 			return fmt.Errorf("the registry exited: %v", r.cmd.ProcessState)
 		case <-time.After(20 * time.Millisecond):
