@@ -198,6 +198,16 @@ func (b *builder) acquireTarball(ctx context.Context, path string) (*acquired, *
 		}
 	}
 
+	hit, key, err := b.tarballKeyHit(ctx, origin)
+	if err != nil || hit != nil {
+		return nil, hit, err
+	}
+	if key != "" {
+		if hit := b.pullRemote(ctx, key); hit != nil {
+			return nil, hit, nil
+		}
+	}
+
 	if err := b.preflight(); err != nil {
 		return nil, nil, err
 	}
@@ -264,6 +274,32 @@ func (b *builder) cachedTarball(origin cache.TarballOrigin) (*Result, error) {
 		}
 	}
 	return nil, nil
+}
+
+// tarballKeyHit finds an entry under the key the tarball builds into, made
+// from a tarball file of the same size at another path or with another
+// mtime, such as a copy. The key needs the version, so it peeks at the
+// archive's Makefile, which takes well under a second for a kernel tarball.
+// It also returns the key, or "" when only extraction can tell the version.
+func (b *builder) tarballKeyHit(ctx context.Context, origin cache.TarballOrigin) (*Result, string, error) {
+	version, err := source.PeekTarballVersion(ctx, origin.Path)
+	if err != nil {
+		b.log.Debug("tarball version unknown before extraction", "tarball", origin.Path, "err", err)
+		return nil, "", nil
+	}
+	key := cache.TarballKey(version, b.arch, b.suffix())
+	hit, err := b.cached(key)
+	if err != nil || hit == nil {
+		return nil, key, err
+	}
+	// The same version from a different tarball, such as Debian's source
+	// and kernel.org's release, shares the key, so the size must match too.
+	built := hit.Entry.Meta.Tarball
+	if built == nil || built.Size != origin.Size {
+		return nil, key, nil
+	}
+	b.say("cache entry %s was built from %s, a tarball of the same version and size — using it", key, built.Path)
+	return hit, key, nil
 }
 
 func (b *builder) preflight() error {

@@ -113,7 +113,11 @@ func Path(ctx context.Context, req Request) (Result, error) {
 		var canonical string
 		var info os.FileInfo
 		if canonical, info, err = statTarball(spec.Path); err == nil {
-			hit, err = b.cachedTarball(cache.TarballOrigin{Path: canonical, Size: info.Size(), MtimeSecs: info.ModTime().Unix()})
+			origin := cache.TarballOrigin{Path: canonical, Size: info.Size(), MtimeSecs: info.ModTime().Unix()}
+			hit, err = b.cachedTarball(origin)
+			if err == nil && hit == nil {
+				hit, _, err = b.tarballKeyHit(ctx, origin)
+			}
 		}
 	case spec.Kind == source.SpecPath:
 		var src *source.Acquired

@@ -97,6 +97,7 @@ type builder struct {
 
 	remote        *remote.Remote // KTSTR_REMOTE_CACHE, nil when unset
 	remoteChecked bool
+	remoteMissed  string // key the remote cache already did not have
 
 	work string // this process's work directory, "" until first used
 

@@ -380,6 +380,83 @@ func TestBuildTarballThenHitWithoutExtracting(t *testing.T) {
 	}
 }
 
+func TestBuildTarballCopyHitsWithoutExtracting(t *testing.T) {
+	tree := fakekernel.New(t, fakekernel.Options{})
+	tarball := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
+	tarTree(t, tree, "linux-6.12.0", tarball)
+	req, out := testRequest(t, tarball, nil)
+	first, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+
+	// A copy elsewhere with a new mtime, as a fresh CI checkout has.
+	copied := filepath.Join(t.TempDir(), "linux-source.tar.gz")
+	writeFile(t, copied, readFile(t, tarball))
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(copied, later, later); err != nil {
+		t.Fatal(err)
+	}
+	req.Spec = copied
+	out.Reset()
+	second, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build of the copy: %v\n%s", err, out)
+	}
+	if !second.Cached {
+		t.Errorf("build of the copy was not a cache hit: %+v\n%s", second, out)
+	}
+	if second.ImagePath != first.ImagePath {
+		t.Errorf("build of the copy: image %s, want %s", second.ImagePath, first.ImagePath)
+	}
+	if strings.Contains(out.String(), "extracting") {
+		t.Errorf("build of the copy extracted it:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "was built from "+tarball) {
+		t.Errorf("build of the copy did not name the tarball the entry came from:\n%s", out)
+	}
+
+	found, err := Path(context.Background(), req)
+	if err != nil {
+		t.Fatalf("path of the copy: %v", err)
+	}
+	if found.ImagePath != first.ImagePath {
+		t.Errorf("path of the copy: %s, want %s", found.ImagePath, first.ImagePath)
+	}
+}
+
+func TestBuildTarballSameVersionOtherSize(t *testing.T) {
+	tree := fakekernel.New(t, fakekernel.Options{})
+	tarball := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
+	tarTree(t, tree, "linux-6.12.0", tarball)
+	req, out := testRequest(t, tarball, nil)
+	first, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+
+	// Same Makefile version, different contents: a distribution's patched
+	// source next to the upstream release.
+	writeFile(t, filepath.Join(tree, "debian-patch.txt"), "patched\n")
+	patched := filepath.Join(t.TempDir(), "linux-source-6.12.tar.gz")
+	tarTree(t, tree, "linux-source-6.12", patched)
+	req.Spec = patched
+	out.Reset()
+	second, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build of the patched tarball: %v\n%s", err, out)
+	}
+	if second.Cached {
+		t.Errorf("patched tarball of the same version was served the other build: %+v", second)
+	}
+	if second.Key != first.Key {
+		t.Errorf("patched tarball key %s, want %s", second.Key, first.Key)
+	}
+	if !strings.Contains(out.String(), "extracting") {
+		t.Errorf("patched tarball was not extracted:\n%s", out)
+	}
+}
+
 func TestPathFindsCachedKernel(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)

@@ -30,7 +30,7 @@ func (b *builder) remoteCache() *remote.Remote {
 // local miss. Any failure is a warning and the build goes on.
 func (b *builder) pullRemote(ctx context.Context, key string) *Result {
 	r := b.remoteCache()
-	if r == nil || b.req.Force {
+	if r == nil || b.req.Force || key == b.remoteMissed {
 		return nil
 	}
 	e, found, err := r.Pull(ctx, key, b.cache)
@@ -40,6 +40,7 @@ func (b *builder) pullRemote(ctx context.Context, key string) *Result {
 		return nil
 	case !found:
 		b.log.Debug("remote cache miss", "key", key, "remote", r.String())
+		b.remoteMissed = key
 		return nil
 	}
 	b.say("pulled %s from the remote cache %s", key, r)

@@ -47,6 +47,35 @@ func TestSecondMachinePullsInsteadOfCompiling(t *testing.T) {
 	}
 }
 
+func TestSecondMachinePullsTarballWithoutExtracting(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	env := map[string]string{"KTSTR_REMOTE_CACHE": reg.Host + "/kernels"}
+	tree := fakekernel.New(t, fakekernel.Options{})
+	tarball := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
+	tarTree(t, tree, "linux-6.12.0", tarball)
+
+	first, out := testRequest(t, tarball, env)
+	built, err := Build(context.Background(), first)
+	if err != nil {
+		t.Fatalf("first machine: %v\n%s", err, out)
+	}
+
+	second, out2 := testRequest(t, tarball, env)
+	pulled, err := Build(context.Background(), second)
+	if err != nil {
+		t.Fatalf("second machine: %v\n%s", err, out2)
+	}
+	if !pulled.Cached || pulled.Key != built.Key {
+		t.Errorf("second machine: want a pull of %s, got %+v", built.Key, pulled)
+	}
+	if !strings.Contains(out2.String(), "pulled "+built.Key) {
+		t.Errorf("second machine did not say it pulled:\n%s", out2)
+	}
+	if strings.Contains(out2.String(), "extracting") {
+		t.Errorf("second machine extracted the tarball before asking the remote cache:\n%s", out2)
+	}
+}
+
 func TestRegistryDownIsOnlyAWarning(t *testing.T) {
 	// A port that was just free: nothing listens there.
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -162,10 +163,15 @@ func ReadMakefileVersion(dir string) (string, error) {
 		return "", fmt.Errorf("source: read kernel version: %w — pass the top directory of a kernel tree", err)
 	}
 	defer f.Close()
+	return parseMakefileVersion(f, path)
+}
 
+// parseMakefileVersion reads the version variables from a kernel Makefile.
+// The path argument names the file in errors.
+func parseMakefileVersion(r io.Reader, path string) (string, error) {
 	vars := map[string]string{}
 	versionVars := map[string]bool{"VERSION": true, "PATCHLEVEL": true, "SUBLEVEL": true, "EXTRAVERSION": true}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() && len(vars) < len(versionVars) {
 		name, value, ok := parseAssignment(sc.Text())
