@@ -180,6 +180,9 @@ func (b *builder) acquireGit(ctx context.Context, url, ref string) (*acquired, *
 
 // expandRange lists the releases of an A..B range from kernel.org.
 func (b *builder) expandRange(ctx context.Context, spec source.Spec) ([]string, error) {
+	if b.req.getenv(OfflineEnv) != "" {
+		return nil, fmt.Errorf("the range %s needs kernel.org's release list and %s is set — unset %s, or build each cached version with -version", spec.Raw, OfflineEnv, OfflineEnv)
+	}
 	return b.kernelOrg().ExpandRange(ctx, spec.From, spec.To)
 }
 

@@ -138,3 +138,23 @@ func TestBuildRangeGoesOnPastMissingSeries(t *testing.T) {
 		t.Errorf("6.12.3 was not built past the missing series: %+v\n%s", res, out)
 	}
 }
+
+func TestBuildRangeOfflineSendsNothing(t *testing.T) {
+	srv := kernelorgtest.New(t)
+	srv.SetReleases(kernelorgtest.Row{Moniker: "stable", Version: "6.12.3"})
+	req, out := testRequest(t, "6.11..6.12", map[string]string{
+		"KTSTR_KERNEL_ORG_URL": srv.URL,
+		OfflineEnv:             "1",
+	})
+
+	_, err := Build(context.Background(), req)
+	if err == nil {
+		t.Fatalf("offline range build succeeded\n%s", out)
+	}
+	if !strings.Contains(err.Error(), OfflineEnv) {
+		t.Errorf("error does not name %s: %v", OfflineEnv, err)
+	}
+	if n := srv.RequestCount(); n != 0 {
+		t.Errorf("offline range build sent %d requests: %v", n, srv.Requests())
+	}
+}
