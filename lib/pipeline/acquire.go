@@ -99,7 +99,7 @@ func (b *builder) lookupKey(key string) (*Result, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("cache key %s: %w of %s — run `mage cache:list` to see the cached kernels", key, errNotCached, b.cache.Root)
+		return nil, fmt.Errorf("cache key %s: %w of %s — run `mage cache:list` to see the cached kernels", key, ErrNotCached, b.cache.Root)
 	}
 	return hitResult(e), nil
 }

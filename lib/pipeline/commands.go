@@ -144,7 +144,7 @@ func Path(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	if hit == nil {
-		return Result{}, fmt.Errorf("no cached kernel for %s in %s — run `mage kernel:build` with the same flags first", spec.Raw, b.cache.Root)
+		return Result{}, fmt.Errorf("%w: no kernel for %s in %s — run `mage kernel:build` with the same flags first", ErrNotCached, spec.Raw, b.cache.Root)
 	}
 	return *hit, nil
 }

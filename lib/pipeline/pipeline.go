@@ -376,5 +376,6 @@ func (b *builder) sayDirtyHint(acq *acquired, image string) {
 	b.say("built %s from a tree with uncommitted changes, so it is not cached — commit or stash your changes to get a cached, reusable kernel", image)
 }
 
-// errNotCached reports a cache-key spec that the cache does not hold.
-var errNotCached = errors.New("not in the cache")
+// ErrNotCached marks a lookup that found no cached kernel: a cache-key spec
+// the cache does not hold, or a Path miss. Test for it with errors.Is.
+var ErrNotCached = errors.New("not in the cache")

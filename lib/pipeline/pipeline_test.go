@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -461,8 +462,12 @@ func TestPathFindsCachedKernel(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)
 
-	if _, err := Path(context.Background(), req); err == nil || !strings.Contains(err.Error(), "kernel:build") {
+	_, err := Path(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "kernel:build") {
 		t.Errorf("path before build: want a miss that suggests kernel:build, got %v", err)
+	}
+	if !errors.Is(err, ErrNotCached) {
+		t.Errorf("path before build: %v is not ErrNotCached", err)
 	}
 	built, err := Build(context.Background(), req)
 	if err != nil {

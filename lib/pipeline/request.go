@@ -18,7 +18,7 @@ import (
 type Request struct {
 	// Spec names the kernel: a path (tree or tarball), a version, a range
 	// A..B, git+URL#REF or a cache key. Empty means KTSTR_KERNEL, then the
-	// default source (see DefaultSpec).
+	// default source (see DefaultSource).
 	Spec string
 
 	// Force rebuilds even when the cache already has the kernel.
