@@ -158,3 +158,98 @@ func FileCRC32(path string) (string, error) {
 	}
 	return fmt.Sprintf("%08x", h.Sum32()), nil
 }
+
+// LooksLikeKey reports whether name has the shape of a key that TarballKey,
+// GitKey, LocalKey or LocalUnknownKey build: a valid key ending in
+// "-kc{8 hex}" or "-kc{8 hex}-xkc{8 hex}" after one of the source forms.
+// List uses it to tell entries without a metadata.json from directories that
+// are not part of the cache.
+func LooksLikeKey(name string) bool {
+	if ValidateKey(name) != nil {
+		return false
+	}
+	rest, ok := cutHexSuffix(name, "-xkc")
+	if !ok {
+		rest = name
+	}
+	rest, ok = cutHexSuffix(rest, "-kc")
+	if !ok {
+		return false
+	}
+
+	if body, ok := strings.CutPrefix(rest, "local-"); ok && looksLocal(body) {
+		return true
+	}
+	// A git ref or a version may also start with "local-", so a failed
+	// local match falls through.
+	i := strings.LastIndexByte(rest, '-')
+	if i < 0 || !isArch(rest[i+1:]) {
+		return false
+	}
+	head := rest[:i]
+	if version, ok := strings.CutSuffix(head, "-tarball"); ok && version != "" {
+		return true
+	}
+	j := strings.LastIndexByte(head, '-')
+	if j < 0 || !isHex(head[j+1:], 7, 40) {
+		return false
+	}
+	ref, ok := strings.CutSuffix(head[:j], "-git")
+	return ok && ref != ""
+}
+
+// looksLocal reports whether body, a key without "local-" and the kconfig
+// suffix, is "{hash}-{arch}", "{hash}-{arch}-cfg{8 hex}" or
+// "unknown-{8 hex}-{arch}".
+func looksLocal(body string) bool {
+	parts := strings.Split(body, "-")
+	switch {
+	case len(parts) == 3 && parts[0] == "unknown":
+		return isHex(parts[1], 8, 8) && isArch(parts[2])
+	case len(parts) == 2:
+		return isHex(parts[0], 7, 40) && isArch(parts[1])
+	case len(parts) == 3:
+		cfg, ok := strings.CutPrefix(parts[2], "cfg")
+		return ok && isHex(parts[0], 7, 40) && isArch(parts[1]) && isHex(cfg, 8, 8)
+	}
+	return false
+}
+
+// cutHexSuffix removes marker followed by 8 lowercase hex digits from the
+// end of s.
+func cutHexSuffix(s, marker string) (string, bool) {
+	n := len(marker) + 8
+	if len(s) <= n || s[len(s)-n:len(s)-8] != marker || !isHex(s[len(s)-8:], 8, 8) {
+		return s, false
+	}
+	return s[:len(s)-n], true
+}
+
+// isHex reports whether s is lo to hi lowercase hex digits.
+func isHex(s string, lo, hi int) bool {
+	if len(s) < lo || len(s) > hi {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isArch reports whether s can be an architecture name in a key, such as
+// x86_64 or aarch64.
+func isArch(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

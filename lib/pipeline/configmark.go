@@ -82,6 +82,19 @@ func (b *builder) setAsideStaleConfig(dir string) error {
 	return nil
 }
 
+// markConfig writes the config marker for the tree's .config when configure
+// changed it from the one with CRC32 before. A failure is a warning.
+func (b *builder) markConfig(dir, before, key string) {
+	crc, err := fileCRC(filepath.Join(dir, ".config"))
+	if err != nil || crc == "" || crc == before {
+		return
+	}
+	mark := configMarker{crc: crc, suffix: b.suffix(), userConfig: userConfigOf(key)}
+	if err := writeConfigMarker(dir, mark); err != nil {
+		b.warnf("%v", err)
+	}
+}
+
 func fileCRC(path string) (string, error) {
 	crc, err := cache.FileCRC32(path)
 	if errors.Is(err, os.ErrNotExist) {

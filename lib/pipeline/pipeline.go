@@ -242,8 +242,12 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err err
 	defer func() { endProgress(rep, err) }()
 
 	local := acq.src.Origin == source.OriginLocal && !acq.src.IsTemp
+	var before string // CRC32 of the .config before configure, "" for none
 	if local {
 		if err := b.setAsideStaleConfig(dir); err != nil {
+			return nil, err
+		}
+		if before, err = fileCRC(filepath.Join(dir, ".config")); err != nil {
 			return nil, err
 		}
 	}
@@ -254,6 +258,11 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err err
 		Dir: dir, Fragment: b.frag.base, Extra: b.frag.extra, ExtraName: b.frag.extraName,
 		Env: env, LogPath: logPath, Out: b.out,
 	})
+	if local {
+		// Mark the .config as ktbuild's now, so a build that fails after
+		// configure does not leave it to pass for the user's own.
+		b.markConfig(dir, before, acq.key)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -573,6 +573,48 @@ func TestBuildWaitsForSourceTreeLock(t *testing.T) {
 	holder.Wait()
 }
 
+func TestBuildAfterFailedExtraFragmentBuild(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	first, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("plain build: %v\n%s", err, out)
+	}
+
+	extra := filepath.Join(t.TempDir(), "no-bpf.kconfig")
+	writeFile(t, extra, "CONFIG_FAKE_PARENT=y\n# CONFIG_BPF_SYSCALL is not set\n")
+	failing := req
+	failing.ExtraKconfig = extra
+	if _, err := Build(context.Background(), failing); err == nil {
+		t.Fatalf("build without BPF_SYSCALL succeeded\n%s", out)
+	}
+
+	// The failed build's .config is ktbuild's, not the user's: the plain
+	// build must find its kernel again instead of building the leftover.
+	out.Reset()
+	again, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("plain build after the failure: %v\n%s", err, out)
+	}
+	if again.Key != first.Key {
+		t.Errorf("plain build after the failure: key %s, want %s", again.Key, first.Key)
+	}
+	if !again.Cached {
+		t.Errorf("plain build after the failure rebuilt instead of hitting the cache:\n%s", out)
+	}
+
+	// A forced rebuild must configure afresh, without the failed options.
+	forced := req
+	forced.Force = true
+	if _, err := Build(context.Background(), forced); err != nil {
+		t.Fatalf("forced plain build: %v\n%s", err, out)
+	}
+	config := readFile(t, filepath.Join(tree, ".config"))
+	if strings.Contains(config, "CONFIG_FAKE_PARENT=y") || !strings.Contains(config, "CONFIG_BPF_SYSCALL=y") {
+		t.Errorf("forced plain build kept the failed build's options:\n%s", config)
+	}
+}
+
 func TestBuildAfterExtraFragmentDoesNotInheritIt(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	extra := filepath.Join(t.TempDir(), "extra.kconfig")
@@ -698,5 +740,19 @@ func TestBuildSweepsWorkDirOfDeadBuild(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "left by an interrupted build") {
 		t.Errorf("no note about the sweep:\n%s", out)
+	}
+}
+
+func TestBuildEndlessFragmentRejected(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	req.ExtraKconfig = "/dev/zero"
+
+	_, err := Build(context.Background(), req)
+	if err == nil {
+		t.Fatalf("build with /dev/zero as a fragment succeeded\n%s", out)
+	}
+	if !strings.Contains(err.Error(), "too large for a kconfig fragment") {
+		t.Errorf("error does not say the fragment is too large: %v", err)
 	}
 }

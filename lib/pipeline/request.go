@@ -107,13 +107,25 @@ func loadFragments(req *Request) (fragments, error) {
 	return f, nil
 }
 
+// maxFragmentSize bounds a kconfig fragment. The whole .config of an x86_64
+// defconfig build is about 120 KB, so a larger file is the wrong file.
+const maxFragmentSize = 4 << 20
+
 func readFragment(flag, path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("-%s: fragment %s not found — pass an existing kconfig fragment file", flag, path)
 		}
 		return nil, fmt.Errorf("-%s: cannot read fragment %s: %w — check the path and its permissions", flag, path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFragmentSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("-%s: cannot read fragment %s: %w — check the path and its permissions", flag, path, err)
+	}
+	if len(data) > maxFragmentSize {
+		return nil, fmt.Errorf("-%s: fragment %s is larger than %d MiB, too large for a kconfig fragment — pass a file of CONFIG_ lines", flag, path, maxFragmentSize>>20)
 	}
 	if _, err := kbuild.ParseFragment(path, data); err != nil {
 		return nil, fmt.Errorf("-%s: %w", flag, err)
