@@ -58,7 +58,8 @@ func (c *Cache) PlanClean(opts CleanOptions) ([]ListEntry, error) {
 // Remove deletes the entry of e.Key, as listed in e. It takes the exclusive
 // entry lock without waiting, and removes nothing and returns skipped=true
 // when a reader or a store holds the lock, or when a store replaced the
-// entry after e was listed. The entry first moves to a hidden name, so the
+// entry after e was listed. A directory that is not a cache entry (see List)
+// is never removed. The entry first moves to a hidden name, so the
 // key never names a half-deleted directory.
 func (c *Cache) Remove(ctx context.Context, e ListEntry) (skipped bool, err error) {
 	if err := ValidateKey(e.Key); err != nil {
@@ -82,6 +83,9 @@ func (c *Cache) Remove(ctx context.Context, e ListEntry) (skipped bool, err erro
 	var bad *CorruptError
 	if !errors.As(err, &bad) && errors.Is(err, fs.ErrNotExist) {
 		return false, nil
+	}
+	if !isEntryDir(e.Key, dir) {
+		return false, fmt.Errorf("cache remove %s: %s holds no metadata.json and is not named like a cache key, so it is not a cache entry — left it in place; check KTSTR_CACHE_DIR", e.Key, dir)
 	}
 	if replacedSince(e, now, err) {
 		return true, nil

@@ -27,8 +27,8 @@ func TestPlanCleanKeep(t *testing.T) {
 	storeAt(t, c, "v-a", "2026-03-01T00:00:00Z")
 	storeAt(t, c, "v-b", "2026-02-01T00:00:00Z")
 	storeAt(t, c, "v-c", "2026-01-01T00:00:00Z")
-	storeAt(t, c, "x-corrupt", "2027-01-01T00:00:00Z")
-	os.Remove(c.EntryDir("x-corrupt") + "/" + MetadataName)
+	storeAt(t, c, "x-corrupt-tarball-x86_64-kc00000000", "2027-01-01T00:00:00Z")
+	os.Remove(c.EntryDir("x-corrupt-tarball-x86_64-kc00000000") + "/" + MetadataName)
 	storeAt(t, c, "y-corrupt", "2027-01-01T00:00:00Z")
 	os.Remove(c.EntryDir("y-corrupt") + "/bzImage")
 
@@ -36,13 +36,13 @@ func TestPlanCleanKeep(t *testing.T) {
 		opts CleanOptions
 		want []string
 	}{
-		{CleanOptions{Keep: -1}, []string{"v-a", "v-b", "v-c", "x-corrupt", "y-corrupt"}},
-		{CleanOptions{Keep: 0}, []string{"v-a", "v-b", "v-c", "x-corrupt", "y-corrupt"}},
-		{CleanOptions{Keep: 1}, []string{"v-b", "v-c", "x-corrupt", "y-corrupt"}},
-		{CleanOptions{Keep: 2}, []string{"v-c", "x-corrupt", "y-corrupt"}},
-		{CleanOptions{Keep: 3}, []string{"x-corrupt", "y-corrupt"}},
-		{CleanOptions{Keep: 10}, []string{"x-corrupt", "y-corrupt"}},
-		{CleanOptions{Keep: -1, CorruptOnly: true}, []string{"x-corrupt", "y-corrupt"}},
+		{CleanOptions{Keep: -1}, []string{"v-a", "v-b", "v-c", "x-corrupt-tarball-x86_64-kc00000000", "y-corrupt"}},
+		{CleanOptions{Keep: 0}, []string{"v-a", "v-b", "v-c", "x-corrupt-tarball-x86_64-kc00000000", "y-corrupt"}},
+		{CleanOptions{Keep: 1}, []string{"v-b", "v-c", "x-corrupt-tarball-x86_64-kc00000000", "y-corrupt"}},
+		{CleanOptions{Keep: 2}, []string{"v-c", "x-corrupt-tarball-x86_64-kc00000000", "y-corrupt"}},
+		{CleanOptions{Keep: 3}, []string{"x-corrupt-tarball-x86_64-kc00000000", "y-corrupt"}},
+		{CleanOptions{Keep: 10}, []string{"x-corrupt-tarball-x86_64-kc00000000", "y-corrupt"}},
+		{CleanOptions{Keep: -1, CorruptOnly: true}, []string{"x-corrupt-tarball-x86_64-kc00000000", "y-corrupt"}},
 	}
 	for _, tt := range tests {
 		if got := planKeys(t, c, tt.opts); !reflect.DeepEqual(got, tt.want) {
@@ -181,13 +181,13 @@ func listed(t *testing.T, c *Cache, key string) ListEntry {
 func TestRemoveSkipsReplacedEntry(t *testing.T) {
 	c := openTestCache(t)
 	storeAt(t, c, "k-valid", "2026-01-01T00:00:00Z")
-	e := storeAt(t, c, "k-corrupt", "2026-01-01T00:00:00Z")
+	e := storeAt(t, c, "k-corrupt-tarball-x86_64-kc00000000", "2026-01-01T00:00:00Z")
 	os.Remove(filepath.Join(e.Dir, MetadataName))
-	planned := []ListEntry{listed(t, c, "k-valid"), listed(t, c, "k-corrupt")}
+	planned := []ListEntry{listed(t, c, "k-valid"), listed(t, c, "k-corrupt-tarball-x86_64-kc00000000")}
 
 	// Stores after the listing replace both entries with new builds.
 	storeAt(t, c, "k-valid", "2026-02-01T00:00:00Z")
-	storeAt(t, c, "k-corrupt", "2026-02-01T00:00:00Z")
+	storeAt(t, c, "k-corrupt-tarball-x86_64-kc00000000", "2026-02-01T00:00:00Z")
 
 	for _, p := range planned {
 		skipped, err := c.Remove(context.Background(), p)

@@ -130,19 +130,33 @@ func openTestCache(t *testing.T) *Cache {
 
 // genFiles writes an image and a vmlinux whose contents name generation gen
 // and end in "END", so a reader can tell both which store it read and
-// whether a file is complete.
+// whether a file is complete. The image carries the x86 boot magic and the
+// vmlinux the ELF magic, so the entry passes readEntry's checks.
 func genFiles(t testing.TB, dir string, gen, size int) (image, vmlinux string) {
 	t.Helper()
 	image = filepath.Join(dir, fmt.Sprintf("bzImage-%d", gen))
 	vmlinux = filepath.Join(dir, fmt.Sprintf("vmlinux-%d", gen))
-	for _, f := range []struct{ path, what string }{{image, "image"}, {vmlinux, "vmlinux"}} {
-		body := fmt.Sprintf("%s gen %d\n", f.what, gen)
-		body += strings.Repeat("x", max(0, size-len(body)-3)) + "END"
-		if err := os.WriteFile(f.path, []byte(body), 0o644); err != nil {
+	for _, f := range []struct{ path, first string }{
+		{image, fmt.Sprintf("image gen %d\n", gen)},
+		{vmlinux, fmt.Sprintf("%s vmlinux gen %d\n", elfMagic, gen)},
+	} {
+		body := []byte(f.first + strings.Repeat("x", max(0, size-len(f.first)-3)) + "END")
+		if f.path == image {
+			copy(body[bzImageMagicOffset:], bzImageMagic)
+		}
+		if err := os.WriteFile(f.path, body, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return image, vmlinux
+}
+
+// bootImage returns size bytes that pass the bzImage checks: the x86 boot
+// magic at its offset, filler elsewhere.
+func bootImage(size int) []byte {
+	b := bytes.Repeat([]byte{0x90}, size)
+	copy(b[bzImageMagicOffset:], bzImageMagic)
+	return b
 }
 
 // storeGen stores generation gen under key with image name bzImage.

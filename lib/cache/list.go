@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -159,14 +160,111 @@ func readEntry(key, dir string) (Entry, error) {
 	case !info.Mode().IsRegular():
 		return Entry{}, corrupt(KindUnknown, nil, "image file %s is not a regular file (mode %s)", meta.ImageName, info.Mode())
 	}
+	if err := checkImage(root, meta.ImageName, info.Size()); err != nil {
+		return Entry{}, err
+	}
 
 	e := Entry{Key: key, Dir: dir, Meta: meta, ImagePath: filepath.Join(dir, meta.ImageName)}
 	if meta.HasVmlinux {
-		if _, err := root.Stat(VmlinuxName); err == nil {
+		// A vmlinux deleted to save space still leaves a bootable entry;
+		// one that is present but damaged would mislead symbol lookups.
+		info, err := root.Stat(VmlinuxName)
+		if err == nil {
+			if err := checkVmlinux(root, info); err != nil {
+				return Entry{}, err
+			}
 			e.VmlinuxPath = filepath.Join(dir, VmlinuxName)
 		}
 	}
 	return e, nil
+}
+
+// Boot image checks. The x86 boot protocol puts the magic "HdrS" at offset
+// 0x202 of every bzImage; other architectures' images get the size check only.
+const (
+	bzImageName        = "bzImage"
+	bzImageMagicOffset = 0x202
+	bzImageMagic       = "HdrS"
+	elfMagic           = "\x7fELF"
+	rebuildHint        = "rebuild with kernel:build -force or remove it with kernel:clean -corruptonly"
+)
+
+// checkImage reads at most the first 0x206 bytes of the image, so a lookup
+// stays cheap however large the kernel is.
+func checkImage(root *os.Root, name string, size int64) error {
+	var head []byte
+	if size > 0 && name == bzImageName {
+		var err error
+		if head, err = readHead(root.Open, name, bzImageMagicOffset+len(bzImageMagic)); err != nil {
+			return corrupt(KindUnknown, err, "image file %s cannot be read: %v", name, err)
+		}
+	}
+	if problem := imageProblem(name, size, head); problem != "" {
+		return corrupt(KindUnknown, nil, "%s %s — %s", name, problem, rebuildHint)
+	}
+	return nil
+}
+
+// checkVmlinux checks that the entry's vmlinux is a non-empty ELF file,
+// reading its first 4 bytes only.
+func checkVmlinux(root *os.Root, info fs.FileInfo) error {
+	if !info.Mode().IsRegular() {
+		return corrupt(KindUnknown, nil, "%s is not a regular file (mode %s) — %s", VmlinuxName, info.Mode(), rebuildHint)
+	}
+	var head []byte
+	if info.Size() > 0 {
+		var err error
+		if head, err = readHead(root.Open, VmlinuxName, len(elfMagic)); err != nil {
+			return corrupt(KindUnknown, err, "%s cannot be read: %v", VmlinuxName, err)
+		}
+	}
+	if problem := vmlinuxProblem(info.Size(), head); problem != "" {
+		return corrupt(KindUnknown, nil, "%s %s — %s", VmlinuxName, problem, rebuildHint)
+	}
+	return nil
+}
+
+// imageProblem says what is wrong with a boot image of the given name and
+// size whose first bytes are head, or returns "" when nothing is.
+func imageProblem(name string, size int64, head []byte) string {
+	switch {
+	case size == 0:
+		return "is empty (0 bytes)"
+	case name != bzImageName:
+		return ""
+	case len(head) < bzImageMagicOffset+len(bzImageMagic):
+		return fmt.Sprintf("is %d bytes, too short to hold the x86 boot header", len(head))
+	case string(head[bzImageMagicOffset:bzImageMagicOffset+len(bzImageMagic)]) != bzImageMagic:
+		return fmt.Sprintf("has no x86 boot header (no %q at offset %#x)", bzImageMagic, bzImageMagicOffset)
+	}
+	return ""
+}
+
+// vmlinuxProblem says what is wrong with a vmlinux of the given size whose
+// first bytes are head, or returns "" when nothing is.
+func vmlinuxProblem(size int64, head []byte) string {
+	switch {
+	case size == 0:
+		return "is empty (0 bytes)"
+	case string(head) != elfMagic:
+		return "is not an ELF file"
+	}
+	return ""
+}
+
+// readHead returns up to the first n bytes of the file name.
+func readHead(open func(string) (*os.File, error), name string, n int) ([]byte, error) {
+	f, err := open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	got, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:got], nil
 }
 
 // readEntryTwice reads the entry again when it looks corrupt. Without the
@@ -181,19 +279,37 @@ func readEntryTwice(key, dir string) (Entry, error) {
 	return e, err
 }
 
-// List returns every entry directory under the root, valid ones newest first
-// by built_at, then the corrupt ones by key. Names starting with "." and
-// files that are not directories are skipped. A missing root lists nothing.
+// List returns the entries under the root, valid ones newest first by
+// built_at, then the corrupt ones by key. Only directories whose name
+// LooksLikeKey or that hold a metadata.json are entries; names starting with
+// ".", files and other directories are skipped, so a root pointed at a
+// directory that also holds other things never lists them. A missing root
+// lists nothing.
 func (c *Cache) List() ([]ListEntry, error) {
+	l, err := c.Scan()
+	return l.Entries, err
+}
+
+// Listing is what Scan found in the cache root.
+type Listing struct {
+	Entries []ListEntry // as List returns them
+	// Ignored names the directories, without a leading ".", that are not
+	// cache entries, sorted; a caller may mention how many there are.
+	Ignored []string
+}
+
+// Scan does the work of List and also returns the names of the directories
+// it ignored because they are not cache entries.
+func (c *Cache) Scan() (Listing, error) {
 	dirents, err := os.ReadDir(c.Root)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return Listing{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cache list %s: %w — check that the cache root is readable", c.Root, err)
+		return Listing{}, fmt.Errorf("cache list %s: %w — check that the cache root is readable", c.Root, err)
 	}
 
-	var out []ListEntry
+	var l Listing
 	for _, d := range dirents {
 		name := d.Name()
 		if strings.HasPrefix(name, ".") {
@@ -202,6 +318,10 @@ func (c *Cache) List() ([]ListEntry, error) {
 		dir := filepath.Join(c.Root, name)
 		info, err := os.Stat(dir)
 		if err != nil || !info.IsDir() {
+			continue
+		}
+		if !isEntryDir(name, dir) {
+			l.Ignored = append(l.Ignored, name)
 			continue
 		}
 
@@ -217,11 +337,14 @@ func (c *Cache) List() ([]ListEntry, error) {
 		default:
 			le.Kind, le.Reason = KindUnknown, fmt.Sprintf("entry directory cannot be opened: %v", err)
 		}
-		out = append(out, le)
+		l.Entries = append(l.Entries, le)
+	}
+	if len(l.Ignored) > 0 {
+		slog.Debug("cache: ignored directories that are not cache entries", "root", c.Root, "count", len(l.Ignored))
 	}
 
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+	sort.SliceStable(l.Entries, func(i, j int) bool {
+		a, b := l.Entries[i], l.Entries[j]
 		if a.Valid != b.Valid {
 			return a.Valid
 		}
@@ -230,7 +353,23 @@ func (c *Cache) List() ([]ListEntry, error) {
 		}
 		return a.Key < b.Key
 	})
-	return out, nil
+	return l, nil
+}
+
+// isEntryDir reports whether the directory dir, named name in the root, is a
+// cache entry, corrupt or not: its name must be a valid key, and either have
+// a key's shape or the directory must hold a metadata.json (entries of older
+// key forms have one). Anything else belongs to someone else and must never
+// be listed, let alone removed.
+func isEntryDir(name, dir string) bool {
+	if ValidateKey(name) != nil {
+		return false
+	}
+	if LooksLikeKey(name) {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(dir, MetadataName))
+	return err == nil
 }
 
 // diskUsage returns the bytes allocated to the files under dir, as du counts

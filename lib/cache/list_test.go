@@ -28,7 +28,7 @@ var corruptCases = []struct {
 	kind string
 	make func(t *testing.T, dir string, good []byte)
 }{
-	{"c-missing", KindMissing, func(t *testing.T, dir string, good []byte) {
+	{"c-missing-tarball-x86_64-kc00000000", KindMissing, func(t *testing.T, dir string, good []byte) {
 		os.Remove(filepath.Join(dir, MetadataName))
 	}},
 	{"c-unreadable", KindUnreadable, func(t *testing.T, dir string, good []byte) {

@@ -75,9 +75,15 @@ func (c *Cache) Store(ctx context.Context, req StoreRequest) (Entry, error) {
 	if err := checkSourceFile("image", req.ImagePath); err != nil {
 		return Entry{}, err
 	}
+	if err := checkSourceContent(meta.ImageName, req.ImagePath); err != nil {
+		return Entry{}, fmt.Errorf("cache store %s: %w", req.Key, err)
+	}
 	if req.VmlinuxPath != "" {
 		if err := checkSourceFile("vmlinux", req.VmlinuxPath); err != nil {
 			return Entry{}, err
+		}
+		if err := checkSourceContent(VmlinuxName, req.VmlinuxPath); err != nil {
+			return Entry{}, fmt.Errorf("cache store %s: %w", req.Key, err)
 		}
 	}
 
@@ -175,6 +181,32 @@ func checkSourceFile(kind, path string) error {
 	}
 	if !info.Mode().IsRegular() {
 		return fmt.Errorf("cache store: %s %s is not a regular file — pass the file the build produced", kind, path)
+	}
+	return nil
+}
+
+// checkSourceContent refuses a file that readEntry would call corrupt once
+// stored as name, so a store never publishes an entry that cannot be a hit.
+func checkSourceContent(name, path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	n := bzImageMagicOffset + len(bzImageMagic)
+	if name == VmlinuxName {
+		n = len(elfMagic)
+	}
+	head, err := readHead(os.Open, path, n)
+	if err != nil {
+		return err
+	}
+	problem := imageProblem(name, info.Size(), head)
+	kind := "image"
+	if name == VmlinuxName {
+		problem, kind = vmlinuxProblem(info.Size(), head), "vmlinux"
+	}
+	if problem != "" {
+		return fmt.Errorf("%s %s %s — pass the file the build produced", kind, path, problem)
 	}
 	return nil
 }

@@ -138,7 +138,7 @@ func TestStoreStrips(t *testing.T) {
 		Key: testKey, ImagePath: image, VmlinuxPath: vmlinux, Meta: genMeta(1),
 		Strip: func(src, dst string) error {
 			gotSrc = src
-			return os.WriteFile(dst, []byte("stripped"), 0o600)
+			return os.WriteFile(dst, []byte(elfMagic+"stripped"), 0o600)
 		},
 	})
 	if err != nil {
@@ -150,7 +150,7 @@ func TestStoreStrips(t *testing.T) {
 	if !e.Meta.HasVmlinux || !e.Meta.VmlinuxStripped {
 		t.Errorf("HasVmlinux=%v VmlinuxStripped=%v, want both true", e.Meta.HasVmlinux, e.Meta.VmlinuxStripped)
 	}
-	if data, _ := os.ReadFile(e.VmlinuxPath); string(data) != "stripped" {
+	if data, _ := os.ReadFile(e.VmlinuxPath); string(data) != elfMagic+"stripped" {
 		t.Errorf("stored vmlinux = %q, want the stripped output", data)
 	}
 	onDisk, _, _ := c.Lookup(testKey)

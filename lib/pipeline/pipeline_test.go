@@ -3,8 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -754,5 +754,75 @@ func TestBuildEndlessFragmentRejected(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "too large for a kconfig fragment") {
 		t.Errorf("error does not say the fragment is too large: %v", err)
+	}
+}
+
+func TestBuildSweepKeepsLockedWorkDir(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+
+	// Both name a pid that is gone, as a build in another pid namespace
+	// may; only the lock tells whether the build is running.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := strconvItoa(gone.Process.Pid)
+	running := filepath.Join(req.CacheDir, workPrefix+pid+"-0123456789ab")
+	dead := filepath.Join(req.CacheDir, workPrefix+pid+"-ba9876543210")
+	for _, dir := range []string{running, dead} {
+		if err := os.MkdirAll(filepath.Join(dir, "linux"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runningLock := filepath.Join(req.CacheDir, ".locks", "work-"+pid+"-0123456789ab.lock")
+	if err := os.MkdirAll(filepath.Dir(runningLock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("flock", "-x", runningLock, "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	waitForLock(t, runningLock)
+
+	if _, err := Build(context.Background(), req); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(running); err != nil {
+		t.Errorf("the work directory of a running build was removed: %v", err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the work directory whose lock nobody holds is still there: %v", err)
+	}
+}
+
+func TestConcurrentTarballBuildsInOneProcess(t *testing.T) {
+	req, out := testRequest(t, "", nil)
+	specs := make([]string, 2)
+	for i, delay := range []time.Duration{500 * time.Millisecond, 2 * time.Second} {
+		tree := fakekernel.New(t, fakekernel.Options{Delay: delay})
+		makefile := filepath.Join(tree, "Makefile")
+		writeFile(t, makefile, strings.Replace(readFile(t, makefile), "SUBLEVEL = 0", "SUBLEVEL = "+strconvItoa(i), 1))
+		specs[i] = filepath.Join(t.TempDir(), "linux-6.12."+strconvItoa(i)+".tar.gz")
+		tarTree(t, tree, "linux-6.12."+strconvItoa(i), specs[i])
+	}
+
+	errs := make(chan error, len(specs))
+	for _, spec := range specs {
+		go func() {
+			r := req
+			r.Spec = spec
+			_, err := Build(context.Background(), r)
+			errs <- err
+		}()
+	}
+	for range specs {
+		if err := <-errs; err != nil {
+			t.Errorf("build: %v\n%s", err, out)
+		}
+	}
+	if leftovers := tempTrees(t, req.CacheDir); len(leftovers) != 0 {
+		t.Errorf("work directories left: %v", leftovers)
 	}
 }

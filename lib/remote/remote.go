@@ -25,9 +25,23 @@ const (
 	EnvPlainHTTP = "KTSTR_REMOTE_CACHE_PLAIN_HTTP"
 )
 
-// DefaultDialTimeout bounds the TCP connect to the registry when
-// Options.DialTimeout is 0.
-const DefaultDialTimeout = 10 * time.Second
+// Defaults of the Options timeouts. Together they bound what a silent
+// registry costs a build: a pull gives up after about DefaultHeaderTimeout
+// and never after more than DefaultRequestTimeout before its downloads.
+const (
+	// DefaultDialTimeout bounds the TCP connect to the registry when
+	// Options.DialTimeout is 0.
+	DefaultDialTimeout = 10 * time.Second
+	// DefaultHeaderTimeout bounds the wait for the answer to a request
+	// without a body when Options.HeaderTimeout is 0.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultRequestTimeout bounds the lookup part of a pull, and each
+	// lookup or manifest upload of a push, when Options.RequestTimeout is 0.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultStallTimeout bounds a transfer that makes no progress when
+	// Options.StallTimeout is 0.
+	DefaultStallTimeout = 30 * time.Second
+)
 
 // Options configures New.
 type Options struct {
@@ -39,6 +53,21 @@ type Options struct {
 	DockerConfig string
 	// DialTimeout bounds each TCP connect. 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
+	// HeaderTimeout bounds the wait for the response headers of each
+	// request without a body: manifest and blob lookups and the start of
+	// each download. 0 means DefaultHeaderTimeout. A request that timed
+	// out is not retried.
+	HeaderTimeout time.Duration
+	// RequestTimeout bounds, in total, the lookup part of a pull (the
+	// manifest and metadata.json, with retries and authentication) and
+	// each lookup or manifest upload of a push. Blob downloads and uploads
+	// are not under it. 0 means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// StallTimeout fails a blob download or upload that moves no bytes
+	// for this long, and bounds the wait for the registry's answer after
+	// an upload. A slow transfer that keeps moving is never cut. 0 means
+	// DefaultStallTimeout.
+	StallTimeout time.Duration
 	// Warn receives warnings that do not fail an operation. nil means
 	// slog.Warn.
 	Warn func(format string, args ...any)
@@ -52,6 +81,9 @@ type Remote struct {
 	plainHTTP    bool
 	dockerConfig string
 	warn         func(format string, args ...any)
+
+	headerTimeout  time.Duration
+	requestTimeout time.Duration
 }
 
 // FromEnv returns the remote cache named by KTSTR_REMOTE_CACHE, or nil and
@@ -102,18 +134,38 @@ func New(repository string, opts Options) (*Remote, error) {
 		return nil, err
 	}
 
-	dialTimeout := opts.DialTimeout
-	if dialTimeout == 0 {
-		dialTimeout = DefaultDialTimeout
+	timeouts := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"DialTimeout", &opts.DialTimeout, DefaultDialTimeout},
+		{"HeaderTimeout", &opts.HeaderTimeout, DefaultHeaderTimeout},
+		{"RequestTimeout", &opts.RequestTimeout, DefaultRequestTimeout},
+		{"StallTimeout", &opts.StallTimeout, DefaultStallTimeout},
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
-	// Only the wait for response headers is bounded, because a blob body may
-	// take minutes on a slow link. The caller's context bounds that.
-	transport.ResponseHeaderTimeout = 2 * time.Minute
+	for _, to := range timeouts {
+		if *to.v < 0 {
+			return nil, fmt.Errorf("remote cache: Options.%s is %s — give a positive duration, or 0 for the default %s", to.name, *to.v, to.def)
+		}
+		if *to.v == 0 {
+			*to.v = to.def
+		}
+	}
+
+	quick := http.DefaultTransport.(*http.Transport).Clone()
+	quick.DialContext = (&net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	quick.ResponseHeaderTimeout = opts.HeaderTimeout
+	upload := quick.Clone()
+	upload.ResponseHeaderTimeout = 0
+	// A body may take minutes on a slow link, so no total deadline covers
+	// it; the stall timer fails one that stops moving.
+	base := &stallTransport{host: ref.Registry, quick: quick, upload: upload, stall: opts.StallTimeout}
+	// The retry transport sits on top, so each attempt gets its own timers.
+	transport := &retry.Transport{Base: base, Policy: retryPolicy}
 
 	client := &auth.Client{
-		Client:     &http.Client{Transport: retry.NewTransport(transport)},
+		Client:     &http.Client{Transport: transport},
 		Header:     http.Header{"User-Agent": {"ktbuild"}},
 		Cache:      auth.NewCache(),
 		Credential: credentials.Credential(store),
@@ -125,7 +177,10 @@ func New(repository string, opts Options) (*Remote, error) {
 	if warn == nil {
 		warn = func(format string, args ...any) { slog.Warn(fmt.Sprintf(format, args...)) }
 	}
-	return &Remote{ref: ref, repo: repo, plainHTTP: plain, dockerConfig: opts.DockerConfig, warn: warn}, nil
+	return &Remote{
+		ref: ref, repo: repo, plainHTTP: plain, dockerConfig: opts.DockerConfig, warn: warn,
+		headerTimeout: opts.HeaderTimeout, requestTimeout: opts.RequestTimeout,
+	}, nil
 }
 
 // credentialStore opens the Docker config at path, or an empty store for
