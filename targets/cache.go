@@ -37,6 +37,8 @@ func (Cache) Push(ctx context.Context,
 		return err
 	}
 	req := pipeline.Request{Spec: spec, ExtraKconfig: deref(extrakconfig), Kconfig: deref(kconfig)}
+	ctx, stop := withStopSignals(ctx)
+	defer stop()
 	return pipeline.Push(ctx, pipeline.TransferRequest{Key: deref(key), Request: req, Stdout: os.Stdout})
 }
 
@@ -45,5 +47,7 @@ func (Cache) Push(ctx context.Context,
 func (Cache) Pull(ctx context.Context,
 	key *string, // the cache key to fetch
 ) error {
+	ctx, stop := withStopSignals(ctx)
+	defer stop()
 	return pipeline.Pull(ctx, pipeline.TransferRequest{Key: deref(key), Stdout: os.Stdout})
 }

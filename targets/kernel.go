@@ -14,12 +14,21 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/magefile/mage/mg"
 
 	"github.com/ktstr/ktbuild/lib/pipeline"
 )
+
+// withStopSignals returns ctx cancelled on SIGTERM and SIGPIPE as well as on
+// mage's Ctrl-C. A CI runner's stop or a closed output pipe then removes
+// the sandbox cgroup, the locks and the work directory before the exit.
+func withStopSignals(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGPIPE)
+}
 
 // Kernel builds, finds, checks and cleans sched_ext test kernels.
 type Kernel mg.Namespace
@@ -45,6 +54,8 @@ func (Kernel) Build(ctx context.Context,
 	if err != nil {
 		return err
 	}
+	ctx, stop := withStopSignals(ctx)
+	defer stop()
 	res, err := pipeline.Build(ctx, pipeline.Request{
 		Spec:         spec,
 		Force:        derefBool(force),
@@ -126,6 +137,8 @@ func (Kernel) Smoke(ctx context.Context,
 	if timeout != nil {
 		req.Timeout = *timeout
 	}
+	ctx, stop := withStopSignals(ctx)
+	defer stop()
 	report, err := pipeline.Smoke(ctx, req)
 	if report.Accel != "" {
 		fmt.Println(report.String())

@@ -148,7 +148,15 @@ func TestBuildBadInputExitsNonZero(t *testing.T) {
 	}
 }
 
-func TestBuildSIGINTStopsMakeAndCleansUp(t *testing.T) {
+func TestBuildStopSignalsStopMakeAndCleanUp(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { checkStopSignal(t, sig) })
+	}
+}
+
+// checkStopSignal sends sig to a kernel:build in the middle of make and
+// checks that nothing of the build is left running, locked or on disk.
+func checkStopSignal(t *testing.T, sig syscall.Signal) {
 	tree := gitTree(t, fakekernel.Options{Delay: 60 * time.Second})
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	cmd := exec.Command(mageBinary(t), "kernel:build", "-source="+tree, "-cpucap=1")
@@ -165,17 +173,17 @@ func TestBuildSIGINTStopsMakeAndCleansUp(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	start := time.Now()
-	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Process.Signal(sig)
 	err := cmd.Wait()
 	if err == nil {
-		t.Errorf("interrupted kernel:build exited 0\n%s", stderr.String())
+		t.Errorf("kernel:build stopped by %s exited 0\n%s", sig, stderr.String())
 	}
 	if time.Since(start) > 6*time.Second {
-		t.Errorf("kernel:build took %s to stop after SIGINT", time.Since(start))
+		t.Errorf("kernel:build took %s to stop after %s", time.Since(start), sig)
 	}
 
 	if procs := processesIn(tree); len(procs) > 0 {
-		t.Errorf("processes still running in the tree after SIGINT: %v", procs)
+		t.Errorf("processes still running in the tree after %s: %v", sig, procs)
 	}
 	if n := fakekernel.CompileCount(tree); n != 0 {
 		t.Errorf("the interrupted compile finished %d times", n)
@@ -184,7 +192,7 @@ func TestBuildSIGINTStopsMakeAndCleansUp(t *testing.T) {
 	for _, p := range locks {
 		l, err := flock.TryLock(p, flock.Exclusive)
 		if err != nil {
-			t.Errorf("lock %s still held after SIGINT: %v", p, err)
+			t.Errorf("lock %s still held after %s: %v", p, sig, err)
 			continue
 		}
 		l.Release()
@@ -192,7 +200,7 @@ func TestBuildSIGINTStopsMakeAndCleansUp(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(cacheDir, ".tmp-*"))
 	groups, _ := filepath.Glob("/sys/fs/cgroup/cpuset/ktstr-build-*-" + strconv.Itoa(cmd.Process.Pid))
 	if len(leftovers)+len(groups) > 0 {
-		t.Errorf("left behind after SIGINT: %v %v", leftovers, groups)
+		t.Errorf("left behind after %s: %v %v", sig, leftovers, groups)
 	}
 }
 

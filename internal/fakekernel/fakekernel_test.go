@@ -123,12 +123,15 @@ func TestBuildWritesOutputs(t *testing.T) {
 	if objects != Objects {
 		t.Errorf("build printed %d object lines, want %d:\n%s", objects, Objects, out)
 	}
-	image, err := os.Stat(filepath.Join(dir, "arch/x86/boot/bzImage"))
+	image, err := os.ReadFile(filepath.Join(dir, "arch/x86/boot/bzImage"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if image.Size() < 4096 {
-		t.Errorf("bzImage is %d bytes, want at least 4096", image.Size())
+	if len(image) < 4096 {
+		t.Errorf("bzImage is %d bytes, want at least 4096", len(image))
+	}
+	if len(image) < 0x206 || string(image[0x202:0x206]) != "HdrS" {
+		t.Errorf("bzImage has no x86 boot magic \"HdrS\" at offset 0x202")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "vmlinux")); err != nil {
 		t.Error(err)

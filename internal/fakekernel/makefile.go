@@ -26,6 +26,8 @@ RESOLVE = awk -v no_sched_ext="$(FAKE_NO_SCHED_EXT)" -f .fake/olddefconfig.awk
 .PHONY: all vmlinux bzImage defconfig olddefconfig mrproper \
 	compile_commands.json kernelversion
 
+# The bzImage's first line is padded to 0x202 bytes so that the x86 boot
+# magic "HdrS" follows at the offset where ktbuild's cache checks for it.
 all:
 	@if [ ! -f .config ]; then echo '*** fake kernel: .config is missing, run "make defconfig" first' >&2; exit 2; fi
 	@echo '  SYNC    include/config/auto.conf'
@@ -46,7 +48,7 @@ all:
 	@echo '  LD      vmlinux'
 	@echo '  BTF     .btf.vmlinux.bin.o'
 	@mkdir -p arch/x86/boot
-	@{ echo 'fake bzImage $(KERNELVERSION)'; cksum < .config; \
+	@{ printf '%-513s\nHdrS\n' 'fake bzImage $(KERNELVERSION)'; cksum < .config; \
 		awk 'BEGIN { for (i = 0; i < 64; i++) printf "%063d\n", i }'; } > arch/x86/boot/bzImage
 	@echo '  BUILD   arch/x86/boot/bzImage'
 	@echo compiled >> .fake-compiles

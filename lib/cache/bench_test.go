@@ -13,7 +13,7 @@ import (
 )
 
 // benchFile returns the path in env, or writes a file of size pseudo-random
-// bytes into dir.
+// bytes into dir, with the magic that readEntry checks for name.
 func benchFile(b *testing.B, env, dir, name string, size int64) string {
 	b.Helper()
 	if path := os.Getenv(env); path != "" {
@@ -34,6 +34,13 @@ func benchFile(b *testing.B, env, dir, name string, size int64) string {
 		}
 	}
 	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	magic, off := elfMagic, int64(0)
+	if name == bzImageName {
+		magic, off = bzImageMagic, bzImageMagicOffset
+	}
+	if _, err := f.WriteAt([]byte(magic), off); err != nil {
 		b.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -93,4 +100,29 @@ func BenchmarkStore(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpTime.Nanoseconds())/float64(b.N), "cp-ns/op")
 	b.ReportMetric(storeTime.Seconds()/cpTime.Seconds(), "store/cp")
+}
+
+// BenchmarkLookup measures Lookup of a valid entry with a 10 MB bzImage and
+// a 200 MB vmlinux, the check a warm build makes before anything else.
+func BenchmarkLookup(b *testing.B) {
+	src := b.TempDir()
+	image := benchFile(b, "KTBUILD_BENCH_IMAGE", src, "bzImage", 10<<20)
+	vmlinux := benchFile(b, "KTBUILD_BENCH_VMLINUX", src, "vmlinux", 200<<20)
+	c, err := Open(filepath.Join(b.TempDir(), "cache"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const key = "6.12.3-tarball-x86_64-kc1a2b3c4d"
+	if _, err := c.Store(context.Background(), StoreRequest{
+		Key: key, ImagePath: image, VmlinuxPath: vmlinux,
+		Meta: Metadata{Source: TarballSource(), Arch: "x86_64", ImageName: "bzImage"},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, ok, err := c.Lookup(key); !ok || err != nil {
+			b.Fatalf("Lookup = hit %v, %v", ok, err)
+		}
+	}
 }

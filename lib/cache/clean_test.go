@@ -211,3 +211,130 @@ func TestRemoveInvalidKey(t *testing.T) {
 		t.Errorf(".locks was touched: %v", err)
 	}
 }
+
+// Keys of the entries homeRoot puts next to directories that are not
+// entries.
+const (
+	homeValidNew    = "6.12.118-tarball-x86_64-kcb7244b33"
+	homeValidOld    = "local-1a2b3c4-x86_64-kcb7244b33"
+	homeEmptyDir    = "6.1.0-tarball-x86_64-kc00000000"
+	homeEmptyImage  = "6.13-tarball-x86_64-kcb7244b33-xkcdeadbeef"
+	homeOldKeyShape = "6.6.1-tarball-x86_64" // an old key form; its metadata.json makes it an entry
+)
+
+// homeForeign are the files of directories that are not cache entries,
+// relative to the root; a name ending in "/" is a directory.
+var homeForeign = []string{
+	"projects/ktbuild/main.go",
+	"projects/ktbuild/.git/HEAD",
+	"Documents/notes.txt",
+	"Documents/empty/",
+	"linux-6.12/Makefile",
+	"build-tarball-x86_64/",
+	"kc1a2b3c4d/",
+}
+
+// homeRoot makes a cache root that is also a home directory: valid and
+// corrupt entries among directories that belong to someone else.
+func homeRoot(t *testing.T) *Cache {
+	t.Helper()
+	c := openTestCache(t)
+	storeAt(t, c, homeValidNew, "2026-03-01T00:00:00Z")
+	storeAt(t, c, homeValidOld, "2026-01-01T00:00:00Z")
+	mustMkdir(t, c.EntryDir(homeEmptyDir))
+	e := storeAt(t, c, homeEmptyImage, "2026-02-01T00:00:00Z")
+	writeFile(t, e.ImagePath, nil) // : > bzImage
+	mustMkdir(t, c.EntryDir(homeOldKeyShape))
+	writeMeta(t, c.EntryDir(homeOldKeyShape), `{"version": "6.6.1", "sour`)
+	for _, rel := range homeForeign {
+		path := filepath.Join(c.Root, rel)
+		dir := filepath.Dir(path)
+		if strings.HasSuffix(rel, "/") {
+			dir = path
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(rel, "/") {
+			writeFile(t, path, []byte("someone else's "+rel))
+		}
+	}
+	writeFile(t, filepath.Join(c.Root, "notes.txt"), []byte("a file in the root"))
+	return c
+}
+
+// checkForeignIntact fails the test unless every file of homeForeign is
+// still there with its content.
+func checkForeignIntact(t *testing.T, c *Cache) {
+	t.Helper()
+	for _, rel := range homeForeign {
+		path := filepath.Join(c.Root, rel)
+		data, err := os.ReadFile(path)
+		if strings.HasSuffix(rel, "/") {
+			if info, err := os.Stat(path); err != nil || !info.IsDir() {
+				t.Errorf("directory %s is gone: %v", rel, err)
+			}
+			continue
+		}
+		if err != nil || string(data) != "someone else's "+rel {
+			t.Errorf("file %s = %q, %v; want it untouched", rel, data, err)
+		}
+	}
+}
+
+func TestCleanLeavesForeignDirs(t *testing.T) {
+	corrupt := []string{homeOldKeyShape, homeEmptyDir, homeEmptyImage}
+	tests := []struct {
+		name string
+		opts CleanOptions
+		gone []string
+		kept []string
+	}{
+		{"all", CleanOptions{Keep: -1}, append([]string{homeValidNew, homeValidOld}, corrupt...), nil},
+		{"keep 0", CleanOptions{Keep: 0}, append([]string{homeValidNew, homeValidOld}, corrupt...), nil},
+		{"keep 1", CleanOptions{Keep: 1}, append([]string{homeValidOld}, corrupt...), []string{homeValidNew}},
+		{"keep 5", CleanOptions{Keep: 5}, corrupt, []string{homeValidNew, homeValidOld}},
+		{"corrupt only", CleanOptions{Keep: -1, CorruptOnly: true}, corrupt, []string{homeValidNew, homeValidOld}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := homeRoot(t)
+			got := planKeys(t, c, tt.opts)
+			sortStrings(got)
+			want := append([]string{}, tt.gone...)
+			sortStrings(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("PlanClean = %v, want %v", got, want)
+			}
+			plan, _ := c.PlanClean(tt.opts)
+			for _, e := range plan {
+				if skipped, err := c.Remove(context.Background(), e); err != nil || skipped {
+					t.Errorf("Remove(%s) = skipped %v, %v", e.Key, skipped, err)
+				}
+			}
+			for _, key := range tt.gone {
+				if _, err := os.Stat(c.EntryDir(key)); !os.IsNotExist(err) {
+					t.Errorf("%s is still there: %v", key, err)
+				}
+			}
+			for _, key := range tt.kept {
+				if _, ok, err := c.Lookup(key); !ok || err != nil {
+					t.Errorf("Lookup(%s) after the clean = hit %v, %v; want it kept", key, ok, err)
+				}
+			}
+			checkForeignIntact(t, c)
+		})
+	}
+}
+
+func TestRemoveRefusesForeignDir(t *testing.T) {
+	c := homeRoot(t)
+	for _, name := range []string{"projects", "Documents", "linux-6.12", "build-tarball-x86_64", "kc1a2b3c4d"} {
+		le := ListEntry{Key: name, Dir: c.EntryDir(name), Kind: KindMissing, Reason: "metadata.json missing"}
+		skipped, err := c.Remove(context.Background(), le)
+		if err == nil || !strings.Contains(err.Error(), "not a cache entry") {
+			t.Errorf("Remove(%s) = skipped %v, %v; want a not-an-entry error", name, skipped, err)
+		}
+	}
+	checkForeignIntact(t, c)
+}

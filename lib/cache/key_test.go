@@ -172,3 +172,53 @@ func TestFileCRC32(t *testing.T) {
 		t.Errorf("FileCRC32(missing) = %v, want an error naming the path", err)
 	}
 }
+
+func TestLooksLikeKey(t *testing.T) {
+	const h = "1a2b3c4d"
+	suffixes := []string{KconfigSuffix(h, ""), KconfigSuffix(h, "deadbeef")}
+	var keys []string
+	for _, sfx := range suffixes {
+		keys = append(keys,
+			TarballKey("6.12.118", "x86_64", sfx),
+			TarballKey("6.13-rc2", "aarch64", sfx),
+			GitKey("refs/heads/for-next", "abcdef0", "x86_64", sfx),
+			GitKey("local-topic", "abcdef0123", "x86_64", sfx),
+			GitKey("v6.12-tarball", "abcdef0", "x86_64", sfx),
+			LocalKey("1a2b3c4", "x86_64", "", sfx),
+			LocalKey("1a2b3c4", "x86_64", "0badc0de", sfx),
+			LocalUnknownKey("/home/me/linux", "x86_64", sfx),
+		)
+	}
+	keys = append(keys, "6.12.118-tarball-x86_64-kcb7244b33", "local-1a2b3c4-x86_64-kcb7244b33")
+	for _, key := range keys {
+		if !LooksLikeKey(key) {
+			t.Errorf("LooksLikeKey(%q) = false, want true", key)
+		}
+	}
+
+	for _, name := range []string{
+		"projects", "Documents", "node_modules", "linux-6.12", "kernels",
+		"kc1a2b3c4d",
+		"6.12-tarball-x86_64",                // no kconfig suffix
+		"6.12-tarball-x86_64-kc1A2B3C4D",     // upper case hash
+		"6.12-tarball-x86_64-kc1a2b3c4",      // 7 hex digits
+		"6.12-tarball-x86_64-kc1a2b3c4d-xkc", // empty extra hash
+		"6.12-tarball-x86_64-xkc1a2b3c4d",    // extra hash alone
+		"-tarball-x86_64-kc1a2b3c4d",         // empty version
+		"6.12-tarball-kc1a2b3c4d",            // no arch
+		"6.12-tarball-x86-64-kc1a2b3c4d",     // arch with "-" leaves no source tag
+		"my-project-kc1a2b3c4d",
+		"main-git-zzzzzzz-x86_64-kc1a2b3c4d", // hash not hex
+		"main-git-abc-x86_64-kc1a2b3c4d",     // hash too short
+		"-git-abcdef0-x86_64-kc1a2b3c4d",     // empty ref
+		"local-xyz-x86_64-kc1a2b3c4d",
+		"local-1a2b3c4-x86_64-cfgnothex-kc1a2b3c4d",
+		"local-unknown-1234-x86_64-kc1a2b3c4d",
+		".tmp-6.12-tarball-x86_64-kc1a2b3c4d-42",
+		"6.12..1-tarball-x86_64-kc1a2b3c4d",
+	} {
+		if LooksLikeKey(name) {
+			t.Errorf("LooksLikeKey(%q) = true, want false", name)
+		}
+	}
+}

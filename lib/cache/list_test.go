@@ -57,6 +57,34 @@ var corruptCases = []struct {
 		os.Remove(filepath.Join(dir, "bzImage"))
 		mustMkdir(t, filepath.Join(dir, "bzImage"))
 	}},
+	{"c-image-empty", KindUnknown, func(t *testing.T, dir string, good []byte) {
+		writeFile(t, filepath.Join(dir, "bzImage"), nil)
+	}},
+	{"c-image-short", KindUnknown, func(t *testing.T, dir string, good []byte) {
+		writeFile(t, filepath.Join(dir, "bzImage"), bootImage(0x206)[:0x205])
+	}},
+	{"c-image-no-boot-header", KindUnknown, func(t *testing.T, dir string, good []byte) {
+		b := bootImage(8192)
+		copy(b[bzImageMagicOffset:], "HdrX")
+		writeFile(t, filepath.Join(dir, "bzImage"), b)
+	}},
+	{"c-vmlinux-empty", KindUnknown, func(t *testing.T, dir string, good []byte) {
+		writeFile(t, filepath.Join(dir, VmlinuxName), nil)
+	}},
+	{"c-vmlinux-not-elf", KindUnknown, func(t *testing.T, dir string, good []byte) {
+		writeFile(t, filepath.Join(dir, VmlinuxName), []byte("vmlinux gen 1\nEND"))
+	}},
+	{"c-vmlinux-dir", KindUnknown, func(t *testing.T, dir string, good []byte) {
+		os.Remove(filepath.Join(dir, VmlinuxName))
+		mustMkdir(t, filepath.Join(dir, VmlinuxName))
+	}},
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustMkdir(t *testing.T, dir string) {
@@ -236,5 +264,114 @@ func TestTags(t *testing.T) {
 	}
 	if Valid.String() != "valid" || Corrupt.String() != "corrupt" {
 		t.Errorf("Status strings: %s, %s", Valid, Corrupt)
+	}
+}
+
+func TestScanIgnoresForeignDirs(t *testing.T) {
+	c := homeRoot(t)
+	l, err := c.Scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, e := range l.Entries {
+		keys = append(keys, e.Key)
+	}
+	want := []string{homeValidNew, homeValidOld, homeEmptyDir, homeEmptyImage, homeOldKeyShape}
+	if !reflect.DeepEqual(keys, want) {
+		t.Errorf("Scan entries = %v, want %v", keys, want)
+	}
+	wantIgnored := []string{"Documents", "build-tarball-x86_64", "kc1a2b3c4d", "linux-6.12", "projects"}
+	if !reflect.DeepEqual(l.Ignored, wantIgnored) {
+		t.Errorf("Scan ignored = %v, want %v", l.Ignored, wantIgnored)
+	}
+	list, err := c.List()
+	if err != nil || !reflect.DeepEqual(list, l.Entries) {
+		t.Errorf("List = %v, %v; want Scan's entries", list, err)
+	}
+}
+
+func TestLookupEmptyImage(t *testing.T) {
+	c := homeRoot(t)
+	if _, ok, err := c.Lookup(homeEmptyImage); ok || err != nil {
+		t.Errorf("Lookup of an entry with an empty bzImage = hit %v, %v; want a miss", ok, err)
+	}
+	le := listed(t, c, homeEmptyImage)
+	if le.Valid || le.Kind != KindUnknown || !strings.Contains(le.Reason, "bzImage is empty (0 bytes)") ||
+		!strings.Contains(le.Reason, "kernel:build -force") || !strings.Contains(le.Reason, "kernel:clean -corruptonly") {
+		t.Errorf("listed as %+v, want corrupt with the empty-image reason", le)
+	}
+}
+
+func TestImageChecks(t *testing.T) {
+	tests := []struct {
+		name      string
+		imageName string
+		image     []byte
+		reason    string // "" for a hit
+	}{
+		{"bzImage", "bzImage", bootImage(4096), ""},
+		{"bzImage header only", "bzImage", bootImage(0x206), ""},
+		{"bzImage empty", "bzImage", nil, "bzImage is empty (0 bytes)"},
+		{"bzImage short", "bzImage", bootImage(0x206)[:0x204], "bzImage is 516 bytes, too short"},
+		{"bzImage zeros", "bzImage", make([]byte, 4096), `bzImage has no x86 boot header (no "HdrS" at offset 0x202)`},
+		{"arm64 Image", "Image", []byte("MZ arm64 image without an x86 header"), ""},
+		{"arm64 Image empty", "Image", nil, "Image is empty (0 bytes)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openTestCache(t)
+			src := filepath.Join(t.TempDir(), tt.imageName)
+			writeFile(t, src, bootImage(4096))
+			meta := genMeta(1)
+			meta.ImageName = tt.imageName
+			e, err := c.Store(context.Background(), StoreRequest{Key: testKey, ImagePath: src, Meta: meta})
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, e.ImagePath, tt.image)
+
+			_, ok, err := c.Lookup(testKey)
+			if err != nil || ok != (tt.reason == "") {
+				t.Errorf("Lookup = hit %v, %v; want hit %v", ok, err, tt.reason == "")
+			}
+			le := listed(t, c, testKey)
+			if tt.reason == "" && !le.Valid {
+				t.Errorf("listed as corrupt: %s", le.Reason)
+			}
+			if tt.reason != "" && (le.Valid || le.Kind != KindUnknown || !strings.Contains(le.Reason, tt.reason)) {
+				t.Errorf("listed as %+v, want kind %s with a reason holding %q", le, KindUnknown, tt.reason)
+			}
+		})
+	}
+}
+
+func TestVmlinuxChecks(t *testing.T) {
+	tests := []struct {
+		name    string
+		vmlinux []byte
+		reason  string // "" for a hit
+	}{
+		{"elf", []byte(elfMagic + "rest"), ""},
+		{"empty", nil, "vmlinux is empty (0 bytes)"},
+		{"text", []byte("vmlinux"), "vmlinux is not an ELF file"},
+		{"short", []byte(elfMagic[:3]), "vmlinux is not an ELF file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openTestCache(t)
+			e := storeAt(t, c, testKey, "2026-01-01T00:00:00Z")
+			writeFile(t, e.VmlinuxPath, tt.vmlinux)
+			got, ok, err := c.Lookup(testKey)
+			if err != nil || ok != (tt.reason == "") {
+				t.Errorf("Lookup = hit %v, %v; want hit %v", ok, err, tt.reason == "")
+			}
+			if ok && got.VmlinuxPath != e.VmlinuxPath {
+				t.Errorf("VmlinuxPath = %q, want %q", got.VmlinuxPath, e.VmlinuxPath)
+			}
+			if le := listed(t, c, testKey); tt.reason != "" && !strings.Contains(le.Reason, tt.reason) {
+				t.Errorf("reason %q, want it to hold %q", le.Reason, tt.reason)
+			}
+		})
 	}
 }

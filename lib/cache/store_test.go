@@ -234,12 +234,23 @@ func TestStoreBuildLog(t *testing.T) {
 
 func TestStoreRejectsBadInput(t *testing.T) {
 	c := openTestCache(t)
-	image, _ := genFiles(t, t.TempDir(), 1, 4096)
+	image, vmlinux := genFiles(t, t.TempDir(), 1, 4096)
+	bad := t.TempDir()
+	empty, noHeader, notELF := filepath.Join(bad, "empty"), filepath.Join(bad, "bzImage"), filepath.Join(bad, "vmlinux")
+	writeFile(t, empty, nil)
+	writeFile(t, noHeader, make([]byte, 4096))
+	writeFile(t, notELF, []byte("not an elf file"))
 	tests := []struct {
 		name string
 		req  StoreRequest
 		want string
 	}{
+		{"empty image", StoreRequest{Key: testKey, ImagePath: empty, Meta: genMeta(1)}, "image " + empty + " is empty (0 bytes)"},
+		{"empty arm64 image", StoreRequest{Key: testKey, ImagePath: empty, Meta: Metadata{Source: TarballSource(), Arch: "aarch64", ImageName: "Image"}}, "is empty (0 bytes)"},
+		{"image without boot header", StoreRequest{Key: testKey, ImagePath: noHeader, Meta: genMeta(1)}, "no x86 boot header"},
+		{"empty vmlinux", StoreRequest{Key: testKey, ImagePath: image, VmlinuxPath: empty, Meta: genMeta(1)}, "vmlinux " + empty + " is empty (0 bytes)"},
+		{"vmlinux not elf", StoreRequest{Key: testKey, ImagePath: image, VmlinuxPath: notELF, Meta: genMeta(1)}, "is not an ELF file"},
+		{"image as vmlinux", StoreRequest{Key: testKey, ImagePath: vmlinux, Meta: genMeta(1)}, "no x86 boot header"},
 		{"bad key", StoreRequest{Key: "../evil", ImagePath: image, Meta: genMeta(1)}, "invalid cache key"},
 		{"dot key", StoreRequest{Key: ".locks", ImagePath: image, Meta: genMeta(1)}, "invalid cache key"},
 		{"bad image name", StoreRequest{Key: testKey, ImagePath: image, Meta: Metadata{ImageName: "boot/bzImage"}}, "invalid image name"},

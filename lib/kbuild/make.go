@@ -177,6 +177,14 @@ func runMake(ctx context.Context, spec runSpec) (MakeResult, error) {
 		cmd.SysProcAttr.Setpgid = true
 		cmd.SysProcAttr.Pgid = 0
 	}
+	// If this process dies without cancelling (SIGKILL, or a signal with
+	// no handler), make gets SIGTERM, which GNU make passes on to its jobs
+	// before it exits, so no orphaned build races the next one. The
+	// signal follows the thread that started make, so that thread stays
+	// reserved for this goroutine until make is reaped.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

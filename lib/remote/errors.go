@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -29,13 +30,20 @@ var (
 	// ErrInvalidArtifact means the tag holds something other than a
 	// kernel entry pushed by this package.
 	ErrInvalidArtifact = errors.New("not a kernel cache artifact")
+	// ErrTimeout means the registry accepted the connection but did not
+	// answer, or a transfer stopped moving, within the Options timeouts.
+	ErrTimeout = errors.New("registry timed out")
+	// ErrInterrupted means the connection broke in the middle of a
+	// response, so a blob arrived incomplete. Retrying may succeed; the
+	// registry's copy was not shown to be damaged.
+	ErrInterrupted = errors.New("transfer interrupted")
 )
 
 // Error is a failed push or pull.
 type Error struct {
 	Op   string // "push" or "pull"
 	Ref  string // the artifact, host[:port]/path:tag
-	Kind error  // ErrUnreachable, ErrAuth, ErrCorrupt, ErrInvalidArtifact, or nil when none fits
+	Kind error  // ErrUnreachable, ErrAuth, ErrCorrupt, ErrInvalidArtifact, ErrTimeout, ErrInterrupted, or nil when none fits
 	Err  error  // the cause
 	Hint string // next step for the operator, or "" when there is none to give
 }
@@ -98,21 +106,93 @@ func (r *Remote) wrap(op, ref string, err error) error {
 		e.Kind, e.Hint = known.kind, known.hint
 		return e
 	}
-	e.Kind, e.Hint = r.classify(op, err)
+	e.Kind, e.Hint, e.Err = r.classify(op, err)
 	return e
 }
 
-// classify names the kind of a registry error and the operator's next step.
-func (r *Remote) classify(op string, err error) (kind error, hint string) {
+// timeoutHint is the next step after a registry timed out.
+func (r *Remote) timeoutHint() string {
+	return fmt.Sprintf("check that the registry at %s is up and answering, or unset %s to go without the remote cache", r.ref.Registry, EnvRepository)
+}
+
+// interruptHint is the next step after a transfer broke off.
+func (r *Remote) interruptHint(op string) string {
+	hint := "retry, and if it keeps failing check the network path to " + r.ref.Registry
+	if op == "pull" {
+		hint += " (nothing was stored locally)"
+	}
+	return hint
+}
+
+// interrupted reports the transport error cause that cut a blob download
+// short. A stall or a cancelled context keeps its own kind.
+func (r *Remote) interrupted(what string, cause error) error {
+	var stall *stallError
+	if errors.As(cause, &stall) || errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
+		return fmt.Errorf("download %s: %w", what, cause)
+	}
+	return &kindError{
+		kind: ErrInterrupted,
+		err:  fmt.Errorf("the connection broke while downloading %s: %w", what, cause),
+		hint: r.interruptHint("pull"),
+	}
+}
+
+// withDeadline runs f under ctx with the RequestTimeout deadline added. An
+// error caused by that deadline, not by the caller's context, becomes an
+// ErrTimeout naming the limit.
+func (r *Remote) withDeadline(ctx context.Context, what string, f func(context.Context) error) error {
+	dctx, cancel := context.WithTimeout(ctx, r.requestTimeout)
+	defer cancel()
+	err := f(dctx)
+	if err == nil || ctx.Err() != nil || !errors.Is(dctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	var known *kindError
+	if errors.As(err, &known) && known.kind != ErrTimeout {
+		return err
+	}
+	return &kindError{
+		kind: ErrTimeout,
+		err:  fmt.Errorf("%s did not finish %s within %s: %w", r.ref.Registry, what, r.requestTimeout, err),
+		hint: r.timeoutHint(),
+	}
+}
+
+// isHeaderTimeout reports whether err is net/http's timeout while waiting
+// for response headers, which it exposes only as text.
+func isHeaderTimeout(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout() && strings.Contains(err.Error(), "timeout awaiting response headers")
+}
+
+// classify names the kind of a registry error and the operator's next
+// step, and returns the cause, reworded when the raw text would not say
+// what happened.
+func (r *Remote) classify(op string, err error) (kind error, hint string, cause error) {
+	kind, hint = r.kindOf(op, err)
+	var stall *stallError
+	if kind == ErrTimeout && !errors.As(err, &stall) {
+		err = fmt.Errorf("%s did not answer within %s: %w", r.ref.Registry, r.headerTimeout, err)
+	}
+	return kind, hint, err
+}
+
+func (r *Remote) kindOf(op string, err error) (kind error, hint string) {
 	host := r.ref.Registry
 	var resp *errcode.ErrorResponse
 	var certErr *tls.CertificateVerificationError
 	var authorityErr x509.UnknownAuthorityError
 	var netErr net.Error
+	var stall *stallError
 
 	switch {
 	case errors.Is(err, context.Canceled):
 		return nil, ""
+	case errors.As(err, &stall), isHeaderTimeout(err):
+		return ErrTimeout, r.timeoutHint()
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return ErrInterrupted, r.interruptHint(op)
 	case errors.Is(err, auth.ErrBasicCredentialNotFound):
 		return ErrAuth, fmt.Sprintf("run `docker login %s`, or set DOCKER_CONFIG to a directory whose config.json has credentials for %s (%s has none)",
 			host, host, r.configName())

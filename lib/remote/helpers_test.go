@@ -49,7 +49,7 @@ func storeEntry(t testing.TB, c *cache.Cache, key string, files entryFiles) cach
 	t.Helper()
 	src := t.TempDir()
 	image := filepath.Join(src, "bzImage")
-	writeKernelBytes(t, image, files.image, 1)
+	writeKernelBytes(t, image, files.image, 1, 0x202, "HdrS")
 	req := cache.StoreRequest{
 		Key:       key,
 		ImagePath: image,
@@ -58,7 +58,7 @@ func storeEntry(t testing.TB, c *cache.Cache, key string, files entryFiles) cach
 	}
 	if files.vmlinux > 0 {
 		req.VmlinuxPath = filepath.Join(src, "vmlinux")
-		writeKernelBytes(t, req.VmlinuxPath, files.vmlinux, 2)
+		writeKernelBytes(t, req.VmlinuxPath, files.vmlinux, 2, 0, "\x7fELF")
 		if files.stripped {
 			// Stands in for the ELF strip: the test checks that the
 			// stripped flag, not the stripping, survives the round trip.
@@ -97,7 +97,10 @@ func testMetadata() cache.Metadata {
 	}
 }
 
-func writeKernelBytes(t testing.TB, path string, size int, seed uint64) {
+// writeKernelBytes writes size bytes to path with magic at offset off,
+// because the cache checks a stored bzImage's boot header and a vmlinux's
+// ELF header.
+func writeKernelBytes(t testing.TB, path string, size int, seed uint64, off int, magic string) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 7))
 	var b bytes.Buffer
@@ -112,7 +115,12 @@ func writeKernelBytes(t testing.TB, path string, size int, seed uint64) {
 			b.WriteString(strings.Repeat("\x00\x90sched_ext", 25))
 		}
 	}
-	if err := os.WriteFile(path, b.Bytes()[:size], 0o644); err != nil {
+	data := b.Bytes()[:size]
+	if off+len(magic) > size {
+		t.Fatalf("writeKernelBytes: %d bytes leave no room for the magic at %#x", size, off)
+	}
+	copy(data[off:], magic)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

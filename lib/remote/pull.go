@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -41,12 +42,21 @@ func (r *Remote) Pull(ctx context.Context, key string, c *cache.Cache) (cache.En
 		return cache.Entry{}, false, r.wrap("pull", ref, err)
 	}
 
-	manifest, found, err := r.fetchManifest(ctx, key)
+	// The lookup is small and has a total deadline, so a registry that
+	// answers slowly costs little. The downloads after it are not under it.
+	var manifest ocispec.Manifest
+	var meta cache.Metadata
+	var found bool
+	err := r.withDeadline(ctx, "the lookup of the manifest and metadata.json", func(ctx context.Context) error {
+		var err error
+		manifest, found, err = r.fetchManifest(ctx, key)
+		if err != nil || !found {
+			return err
+		}
+		meta, err = r.fetchMetadata(ctx, manifest.Config)
+		return err
+	})
 	if err != nil || !found {
-		return cache.Entry{}, false, r.wrap("pull", ref, err)
-	}
-	meta, err := r.fetchMetadata(ctx, manifest.Config)
-	if err != nil {
 		return cache.Entry{}, false, r.wrap("pull", ref, err)
 	}
 	image, vmlinux, err := pickLayers(manifest)
@@ -121,14 +131,23 @@ func (r *Remote) fetchMetadata(ctx context.Context, desc ocispec.Descriptor) (ca
 	if desc.Size > maxMetadataBytes {
 		return cache.Metadata{}, invalidf(repushHint, "metadata.json is %d bytes, more than the %d allowed", desc.Size, maxMetadataBytes)
 	}
-	data, err := content.FetchAll(ctx, r.repo.Blobs(), desc)
+	rc, err := r.repo.Blobs().Fetch(ctx, desc)
 	switch {
-	case errors.Is(err, content.ErrMismatchedDigest), errors.Is(err, content.ErrTrailingData), errors.Is(err, io.ErrUnexpectedEOF):
-		return cache.Metadata{}, corruptf(corruptHint, "metadata.json blob %s does not match its digest (%v)", desc.Digest, err)
 	case errors.Is(err, errdef.ErrNotFound):
 		return cache.Metadata{}, corruptf(corruptHint, "metadata.json blob %s is missing from the registry", desc.Digest)
 	case isSizeMismatch(err):
 		return cache.Metadata{}, corruptf(corruptHint, "metadata.json blob %s is not the %d bytes the manifest lists: %v", desc.Digest, desc.Size, err)
+	case err != nil:
+		return cache.Metadata{}, err
+	}
+	defer rc.Close()
+	body := &wireReader{r: rc}
+	data, err := content.ReadAll(body, desc)
+	switch {
+	case err != nil && body.err != nil:
+		return cache.Metadata{}, r.interrupted("metadata.json", body.err)
+	case errors.Is(err, content.ErrMismatchedDigest), errors.Is(err, content.ErrTrailingData), errors.Is(err, io.ErrUnexpectedEOF):
+		return cache.Metadata{}, corruptf(corruptHint, "metadata.json blob %s does not match its digest (%v)", desc.Digest, err)
 	case err != nil:
 		return cache.Metadata{}, err
 	}
@@ -182,10 +201,33 @@ func (r *Remote) download(ctx context.Context, desc ocispec.Descriptor, dst stri
 		return fmt.Errorf("download %s: %w", name, err)
 	}
 	defer rc.Close()
-	if err := decompressBlob(rc, desc, dst, size); err != nil {
+	body := &wireReader{r: rc}
+	if err := decompressBlob(body, desc, dst, size); err != nil {
+		// A broken connection, not the registry's copy, explains any
+		// mismatch that follows it; a full disk is ours either way.
+		var pathErr *fs.PathError
+		if body.err != nil && !errors.As(err, &pathErr) {
+			return r.interrupted(name, body.err)
+		}
 		return fmt.Errorf("download %s: %w", name, err)
 	}
 	return nil
+}
+
+// wireReader remembers the first error other than io.EOF that reading a
+// response body returned, which tells a broken transfer from a blob that
+// arrived whole but damaged.
+type wireReader struct {
+	r   io.Reader
+	err error
+}
+
+func (w *wireReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if err != nil && err != io.EOF && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // isSizeMismatch reports whether err is oras-go's refusal of a blob whose

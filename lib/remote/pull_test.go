@@ -304,7 +304,7 @@ func TestPullReplacesLocalEntry(t *testing.T) {
 	}
 
 	c := openCache(t)
-	storeEntry(t, c, testKey, entryFiles{image: 100})
+	storeEntry(t, c, testKey, entryFiles{image: 1000})
 	pulled, _, err := r.Pull(ctx, testKey, c)
 	if err != nil {
 		t.Fatal(err)

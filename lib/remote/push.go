@@ -208,7 +208,10 @@ func (r *Remote) upload(ctx context.Context, art *artifact, tag string) (Publish
 	if err != nil {
 		return Published{}, fmt.Errorf("pack the manifest: %w", err)
 	}
-	if err := r.repo.PushReference(ctx, manifest, bytes.NewReader(data), tag); err != nil {
+	err = r.withDeadline(ctx, "the manifest upload", func(ctx context.Context) error {
+		return r.repo.PushReference(ctx, manifest, bytes.NewReader(data), tag)
+	})
+	if err != nil {
 		return Published{}, fmt.Errorf("upload the manifest: %w", err)
 	}
 	pub.Manifest = manifest.Digest
@@ -227,7 +230,12 @@ func (p *Published) count(desc ocispec.Descriptor, sent bool) {
 // has it already. It reports whether it sent the blob.
 func (r *Remote) pushBlob(ctx context.Context, desc ocispec.Descriptor, open func() (io.ReadCloser, error)) (bool, error) {
 	blobs := r.repo.Blobs()
-	exists, err := blobs.Exists(ctx, desc)
+	var exists bool
+	err := r.withDeadline(ctx, "the lookup of blob "+desc.Digest.String(), func(ctx context.Context) error {
+		var err error
+		exists, err = blobs.Exists(ctx, desc)
+		return err
+	})
 	if err != nil {
 		return false, err
 	}
