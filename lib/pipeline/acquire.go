@@ -163,6 +163,10 @@ func (b *builder) localKey(src *source.Acquired) (string, error) {
 		case mark.userConfig == "":
 			// Written for other fragments: configure starts afresh.
 			return plain, nil
+		case savedUserConfig(src.Dir, mark.userConfig):
+			// Written over the user's .config for other fragments:
+			// configure starts again from the saved copy.
+			return cache.LocalKey(src.GitHash, b.arch, mark.userConfig, b.suffix()), nil
 		}
 	}
 	if e, ok, _ := b.cache.Lookup(plain); ok && e.Meta.ConfigHash != nil && *e.Meta.ConfigHash == crc {

@@ -66,7 +66,11 @@ func userConfigOf(key string) string {
 // .config, and one written for these very fragments, stay.
 func (b *builder) setAsideStaleConfig(dir string) error {
 	mark, ok := readConfigMarker(dir)
-	if !ok || mark.suffix == b.suffix() || mark.userConfig != "" {
+	if !ok || mark.suffix == b.suffix() {
+		return nil
+	}
+	restore := mark.userConfig != "" && savedUserConfig(dir, mark.userConfig)
+	if mark.userConfig != "" && !restore {
 		return nil
 	}
 	configPath := filepath.Join(dir, ".config")
@@ -78,21 +82,79 @@ func (b *builder) setAsideStaleConfig(dir string) error {
 	if err := os.Rename(configPath, old); err != nil {
 		return fmt.Errorf("cannot move the earlier build's .config aside: %w", err)
 	}
-	b.say("the tree's .config came from a build with other kconfig fragments — moved it to %s and configuring afresh", old)
+	if !restore {
+		b.say("the tree's .config came from a build with other kconfig fragments — moved it to %s and configuring afresh", old)
+		return nil
+	}
+	if err := copyFile(filepath.Join(dir, userConfigCopyName), configPath); err != nil {
+		return fmt.Errorf("cannot restore your .config from %s: %w — copy it to .config by hand", userConfigCopyName, err)
+	}
+	b.say("the tree's .config came from a build with other kconfig fragments — moved it to %s and restored your own .config from %s", old, userConfigCopyName)
 	return nil
 }
 
 // markConfig writes the config marker for the tree's .config when configure
 // changed it from the one with CRC32 before. A failure is a warning.
-func (b *builder) markConfig(dir, before, key string) {
+func (b *builder) markConfig(dir, before, user string) {
 	crc, err := fileCRC(filepath.Join(dir, ".config"))
 	if err != nil || crc == "" || crc == before {
 		return
 	}
-	mark := configMarker{crc: crc, suffix: b.suffix(), userConfig: userConfigOf(key)}
+	mark := configMarker{crc: crc, suffix: b.suffix(), userConfig: user}
 	if err := writeConfigMarker(dir, mark); err != nil {
 		b.warnf("%v", err)
 	}
+}
+
+// userConfig returns the CRC32 of the tree's .config before configure ("" for
+// none) and that of the user's own .config it derives from ("" when it
+// started from defconfig). A clean tree's key already names the user's
+// config. A dirty tree's key does not, so the marker decides: a .config it
+// does not name is the user's own. A user's own .config is also copied to
+// .config.ktbuild-user, so a later build with other fragments can start
+// from it again.
+func (b *builder) userConfig(dir string, acq *acquired) (before, user string, err error) {
+	configPath := filepath.Join(dir, ".config")
+	if before, err = fileCRC(configPath); err != nil || before == "" {
+		return before, "", err
+	}
+	switch mark, ok := readConfigMarker(dir); {
+	case !acq.src.Dirty:
+		user = userConfigOf(acq.key)
+	case ok && mark.crc == before:
+		user = mark.userConfig
+	default:
+		user = before
+	}
+	if user != "" && user == before {
+		if err := copyFile(configPath, filepath.Join(dir, userConfigCopyName)); err != nil {
+			b.warnf("cannot keep a copy of your .config: %v", err)
+		}
+	}
+	return before, user, nil
+}
+
+// userConfigCopyName is the copy of the user's own .config that ktbuild
+// keeps in a local tree before configuring over it.
+const userConfigCopyName = ".config.ktbuild-user"
+
+// savedUserConfig reports whether the tree holds the copy of the user's
+// .config whose CRC32 is crc.
+func savedUserConfig(dir, crc string) bool {
+	got, err := fileCRC(filepath.Join(dir, userConfigCopyName))
+	return err == nil && got != "" && got == crc
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	tmp := to + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, to)
 }
 
 func fileCRC(path string) (string, error) {

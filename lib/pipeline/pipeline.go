@@ -242,12 +242,12 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err err
 	defer func() { endProgress(rep, err) }()
 
 	local := acq.src.Origin == source.OriginLocal && !acq.src.IsTemp
-	var before string // CRC32 of the .config before configure, "" for none
+	var before, user string // CRC32s of the .config before configure and of the user's own
 	if local {
 		if err := b.setAsideStaleConfig(dir); err != nil {
 			return nil, err
 		}
-		if before, err = fileCRC(filepath.Join(dir, ".config")); err != nil {
+		if before, user, err = b.userConfig(dir, acq); err != nil {
 			return nil, err
 		}
 	}
@@ -261,7 +261,7 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err err
 	if local {
 		// Mark the .config as ktbuild's now, so a build that fails after
 		// configure does not leave it to pass for the user's own.
-		b.markConfig(dir, before, acq.key)
+		b.markConfig(dir, before, user)
 	}
 	if err != nil {
 		return nil, err
@@ -294,7 +294,7 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err err
 	}
 
 	if local {
-		mark := configMarker{crc: res.config, suffix: b.suffix(), userConfig: userConfigOf(acq.key)}
+		mark := configMarker{crc: res.config, suffix: b.suffix(), userConfig: user}
 		if err := writeConfigMarker(dir, mark); err != nil {
 			b.warnf("%v", err)
 		}

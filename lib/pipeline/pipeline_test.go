@@ -826,3 +826,72 @@ func TestConcurrentTarballBuildsInOneProcess(t *testing.T) {
 		t.Errorf("work directories left: %v", leftovers)
 	}
 }
+
+func TestBuildKeepsUserConfigAcrossDirtyAndExtraBuilds(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	cmd := exec.Command("make", "defconfig")
+	cmd.Dir = tree
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make defconfig: %v\n%s", err, msg)
+	}
+	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_PARENT=y\n")
+	first, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+	if !strings.Contains(first.Key, "-cfg") {
+		t.Fatalf("a user's .config is not part of the key: %s", first.Key)
+	}
+
+	// An edit, a dirty build, and the edit reverted.
+	mainC := filepath.Join(tree, "init", "main.c")
+	appendFile(t, mainC, "/* edit */\n")
+	if res, err := Build(context.Background(), req); err != nil || !res.Dirty {
+		t.Fatalf("dirty build: %+v, %v\n%s", res, err, out)
+	}
+	gitRun(t, tree, "checkout", "--", "init/main.c")
+	out.Reset()
+	reverted, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build after the revert: %v\n%s", err, out)
+	}
+	if reverted.Key != first.Key || !reverted.Cached {
+		t.Errorf("build after the revert: want a hit on %s, got %+v\n%s", first.Key, reverted, out)
+	}
+
+	// A build with an extra fragment, then a plain one.
+	extra := filepath.Join(t.TempDir(), "extra.kconfig")
+	writeFile(t, extra, "CONFIG_FAKE_CHILD=y\n")
+	withExtra := req
+	withExtra.ExtraKconfig = extra
+	if _, err := Build(context.Background(), withExtra); err != nil {
+		t.Fatalf("build with the extra fragment: %v\n%s", err, out)
+	}
+	out.Reset()
+	plain, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("plain build after the extra one: %v\n%s", err, out)
+	}
+	if plain.Key != first.Key || !plain.Cached {
+		t.Errorf("plain build after the extra one: want a hit on %s, got %+v\n%s", first.Key, plain, out)
+	}
+
+	// A forced plain build configures from the user's .config again.
+	forced := req
+	forced.Force = true
+	out.Reset()
+	if _, err := Build(context.Background(), forced); err != nil {
+		t.Fatalf("forced plain build: %v\n%s", err, out)
+	}
+	config := readFile(t, filepath.Join(tree, ".config"))
+	if !strings.Contains(config, "CONFIG_FAKE_PARENT=y") {
+		t.Errorf("forced plain build lost the user's CONFIG_FAKE_PARENT=y:\n%s", config)
+	}
+	if strings.Contains(config, "CONFIG_FAKE_CHILD=y") {
+		t.Errorf("forced plain build kept the extra fragment's CONFIG_FAKE_CHILD=y:\n%s", config)
+	}
+	if !strings.Contains(out.String(), "restored your own .config") {
+		t.Errorf("no note about restoring the user's .config:\n%s", out)
+	}
+}
