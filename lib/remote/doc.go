@@ -11,6 +11,12 @@
 // podman: $DOCKER_CONFIG/config.json, else ~/.docker/config.json, with
 // plain "auths" entries and credential helpers.
 //
+// A registry that accepts connections but does not respond costs a pull or
+// push about Options.HeaderTimeout, because a timed-out request is not
+// retried. The lookup part of a pull never takes more than
+// Options.RequestTimeout. Blob transfers have no total deadline, only
+// Options.StallTimeout, so a large entry on a slow link still arrives.
+//
 // The zero-configuration path is FromEnv, which reads KTSTR_REMOTE_CACHE.
 // Remote failures are errors here; callers decide whether they are fatal.
 package remote

@@ -31,11 +31,11 @@ var (
 	// kernel entry pushed by this package.
 	ErrInvalidArtifact = errors.New("not a kernel cache artifact")
 	// ErrTimeout means the registry accepted the connection but did not
-	// answer, or a transfer stopped moving, within the Options timeouts.
+	// respond, or a transfer stopped moving, within the Options timeouts.
 	ErrTimeout = errors.New("registry timed out")
 	// ErrInterrupted means the connection broke in the middle of a
-	// response, so a blob arrived incomplete. Retrying may succeed; the
-	// registry's copy was not shown to be damaged.
+	// response, so a blob arrived incomplete. Retrying may succeed, because
+	// the registry's copy was not shown to be damaged.
 	ErrInterrupted = errors.New("transfer interrupted")
 )
 
@@ -112,7 +112,7 @@ func (r *Remote) wrap(op, ref string, err error) error {
 
 // timeoutHint is the next step after a registry timed out.
 func (r *Remote) timeoutHint() string {
-	return fmt.Sprintf("check that the registry at %s is up and answering, or unset %s to go without the remote cache", r.ref.Registry, EnvRepository)
+	return fmt.Sprintf("check that the registry at %s is up and responding, or unset %s to go without the remote cache", r.ref.Registry, EnvRepository)
 }
 
 // interruptHint is the next step after a transfer broke off.
@@ -173,7 +173,7 @@ func (r *Remote) classify(op string, err error) (kind error, hint string, cause 
 	kind, hint = r.kindOf(op, err)
 	var stall *stallError
 	if kind == ErrTimeout && !errors.As(err, &stall) {
-		err = fmt.Errorf("%s did not answer within %s: %w", r.ref.Registry, r.headerTimeout, err)
+		err = fmt.Errorf("%s did not respond within %s: %w", r.ref.Registry, r.headerTimeout, err)
 	}
 	return kind, hint, err
 }

@@ -43,7 +43,7 @@ func (r *Remote) Pull(ctx context.Context, key string, c *cache.Cache) (cache.En
 	}
 
 	// The lookup is small and has a total deadline, so a registry that
-	// answers slowly costs little. The downloads after it are not under it.
+	// responds slowly costs little. The downloads after it are not under it.
 	var manifest ocispec.Manifest
 	var meta cache.Metadata
 	var found bool
@@ -204,7 +204,7 @@ func (r *Remote) download(ctx context.Context, desc ocispec.Descriptor, dst stri
 	body := &wireReader{r: rc}
 	if err := decompressBlob(body, desc, dst, size); err != nil {
 		// A broken connection, not the registry's copy, explains any
-		// mismatch that follows it; a full disk is ours either way.
+		// mismatch that follows it. A full disk is reported as such.
 		var pathErr *fs.PathError
 		if body.err != nil && !errors.As(err, &pathErr) {
 			return r.interrupted(name, body.err)
@@ -215,7 +215,7 @@ func (r *Remote) download(ctx context.Context, desc ocispec.Descriptor, dst stri
 }
 
 // wireReader remembers the first error other than io.EOF that reading a
-// response body returned, which tells a broken transfer from a blob that
+// response body returned, which distinguishes a broken transfer from a blob that
 // arrived whole but damaged.
 type wireReader struct {
 	r   io.Reader

@@ -32,7 +32,7 @@ const (
 	// DefaultDialTimeout bounds the TCP connect to the registry when
 	// Options.DialTimeout is 0.
 	DefaultDialTimeout = 10 * time.Second
-	// DefaultHeaderTimeout bounds the wait for the answer to a request
+	// DefaultHeaderTimeout bounds the wait for the response to a request
 	// without a body when Options.HeaderTimeout is 0.
 	DefaultHeaderTimeout = 10 * time.Second
 	// DefaultRequestTimeout bounds the lookup part of a pull, and each
@@ -64,8 +64,8 @@ type Options struct {
 	// are not under it. 0 means DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// StallTimeout fails a blob download or upload that moves no bytes
-	// for this long, and bounds the wait for the registry's answer after
-	// an upload. A slow transfer that keeps moving is never cut. 0 means
+	// for this long, and bounds the wait for the registry's response
+	// after an upload. A slow transfer that keeps moving is never cut. 0 means
 	// DefaultStallTimeout.
 	StallTimeout time.Duration
 	// Warn receives warnings that do not fail an operation. nil means
@@ -159,7 +159,7 @@ func New(repository string, opts Options) (*Remote, error) {
 	upload := quick.Clone()
 	upload.ResponseHeaderTimeout = 0
 	// A body may take minutes on a slow link, so no total deadline covers
-	// it; the stall timer fails one that stops moving.
+	// it. The stall timer fails one that stops moving.
 	base := &stallTransport{host: ref.Registry, quick: quick, upload: upload, stall: opts.StallTimeout}
 	// The retry transport sits on top, so each attempt gets its own timers.
 	transport := &retry.Transport{Base: base, Policy: retryPolicy}

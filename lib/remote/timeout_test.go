@@ -27,7 +27,7 @@ import (
 // registry with 1 s timeouts; the bug it guards against took 728 s.
 const hangLimit = 20 * time.Second
 
-// silentServer accepts TCP connections on loopback and never answers. It
+// silentServer accepts TCP connections on loopback and never responds. It
 // returns the address and a count of accepted connections.
 func silentServer(t *testing.T) (string, func() int) {
 	t.Helper()
@@ -74,7 +74,7 @@ func newRemoteAt(t *testing.T, host string, opts Options) *Remote {
 	return r
 }
 
-// wantTimeout checks that err is an ErrTimeout that says which limit ran
+// wantTimeout checks that err is an ErrTimeout that names the limit that ran
 // out and names the variable that turns the remote cache off.
 func wantTimeout(t *testing.T, err error, limit string) {
 	t.Helper()
@@ -99,7 +99,7 @@ func TestPullSilentRegistry(t *testing.T) {
 	if took := time.Since(start); took > hangLimit {
 		t.Errorf("Pull took %s against a silent registry", took)
 	}
-	wantTimeout(t, err, "did not answer within 1s")
+	wantTimeout(t, err, "did not respond within 1s")
 	if found {
 		t.Error("found = true")
 	}
@@ -121,7 +121,7 @@ func TestPublishSilentRegistry(t *testing.T) {
 	if took := time.Since(start); took > hangLimit {
 		t.Errorf("Publish took %s against a silent registry", took)
 	}
-	wantTimeout(t, err, "did not answer within 1s")
+	wantTimeout(t, err, "did not respond within 1s")
 	if n := accepted(); n != 1 {
 		t.Errorf("the silent registry got %d connections, want 1", n)
 	}
@@ -263,7 +263,7 @@ func pushEntry(t *testing.T, reg *registrytest.Registry) (cache.Entry, ocispec.M
 func TestPullLookupDeadline(t *testing.T) {
 	reg := registrytest.Start(t, registrytest.Options{})
 	pushEntry(t, reg)
-	// Each answer comes well within HeaderTimeout, but the manifest and
+	// Each response comes well within HeaderTimeout, but the manifest and
 	// metadata.json together take longer than RequestTimeout.
 	host := startProxy(t, reg, &faultProxy{delay: 700 * time.Millisecond})
 	r := newRemoteAt(t, host, Options{HeaderTimeout: 5 * time.Second, RequestTimeout: time.Second})

@@ -29,7 +29,7 @@ func (e *stallError) Error() string {
 // Timeout reports true, so net.Error checks see a timeout.
 func (e *stallError) Timeout() bool { return true }
 
-// Temporary reports false; a stalled registry is not retried.
+// Temporary reports false, because a stalled registry is not retried.
 func (e *stallError) Temporary() bool { return false }
 
 // stallTransport fails a round trip, and the read of its response body,
@@ -38,10 +38,10 @@ func (e *stallError) Temporary() bool { return false }
 type stallTransport struct {
 	host string
 	// quick serves requests without a body. Its response header timeout
-	// is short, because a registry answers a HEAD or GET at once.
+	// is short, because a registry responds to a HEAD or GET at once.
 	quick http.RoundTripper
 	// upload serves requests with a body. After the last byte the registry
-	// may check the whole blob before it answers, so the stall timer, not
+	// may check the whole blob before it responds, so the stall timer, not
 	// a short header timeout, bounds that wait.
 	upload http.RoundTripper
 	stall  time.Duration
@@ -165,10 +165,9 @@ func (b *stallBody) Close() error {
 	return err
 }
 
-// retryPolicy retries what a busy registry answers (429, 5xx, 408) and a
-// connection dropped before the response, twice at most. It never retries
-// a timeout: a registry that did not answer once rarely answers the second
-// time, and each attempt costs a whole timeout.
+// retryPolicy retries the statuses of a busy registry (429, 5xx, 408) and
+// a connection dropped before the response, twice at most. It does not
+// retry a timeout, because each attempt would cost a whole timeout again.
 func retryPolicy() retry.Policy {
 	return &retry.GenericPolicy{
 		Retryable: retryable,
