@@ -85,7 +85,7 @@ func (c *Cache) Remove(ctx context.Context, e ListEntry) (skipped bool, err erro
 		return false, nil
 	}
 	if !isEntryDir(e.Key, dir) {
-		return false, fmt.Errorf("cache remove %s: %s holds no metadata.json and is not named like a cache key, so it is not a cache entry — left it in place; check KTSTR_CACHE_DIR", e.Key, dir)
+		return false, fmt.Errorf("cache remove %s: %s is not a cache entry (no metadata.json, and its name is not a cache key) — it was left in place, check that KTSTR_CACHE_DIR names the kernel cache", e.Key, dir)
 	}
 	if replacedSince(e, now, err) {
 		return true, nil

@@ -285,10 +285,10 @@ func checkForeignIntact(t *testing.T, c *Cache) {
 func TestCleanLeavesForeignDirs(t *testing.T) {
 	corrupt := []string{homeOldKeyShape, homeEmptyDir, homeEmptyImage}
 	tests := []struct {
-		name string
-		opts CleanOptions
-		gone []string
-		kept []string
+		name      string
+		opts      CleanOptions
+		removed   []string
+		remaining []string
 	}{
 		{"all", CleanOptions{Keep: -1}, append([]string{homeValidNew, homeValidOld}, corrupt...), nil},
 		{"keep 0", CleanOptions{Keep: 0}, append([]string{homeValidNew, homeValidOld}, corrupt...), nil},
@@ -301,7 +301,7 @@ func TestCleanLeavesForeignDirs(t *testing.T) {
 			c := homeRoot(t)
 			got := planKeys(t, c, tt.opts)
 			sortStrings(got)
-			want := append([]string{}, tt.gone...)
+			want := append([]string{}, tt.removed...)
 			sortStrings(want)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("PlanClean = %v, want %v", got, want)
@@ -312,12 +312,12 @@ func TestCleanLeavesForeignDirs(t *testing.T) {
 					t.Errorf("Remove(%s) = skipped %v, %v", e.Key, skipped, err)
 				}
 			}
-			for _, key := range tt.gone {
+			for _, key := range tt.removed {
 				if _, err := os.Stat(c.EntryDir(key)); !os.IsNotExist(err) {
 					t.Errorf("%s is still there: %v", key, err)
 				}
 			}
-			for _, key := range tt.kept {
+			for _, key := range tt.remaining {
 				if _, ok, err := c.Lookup(key); !ok || err != nil {
 					t.Errorf("Lookup(%s) after the clean = hit %v, %v; want it kept", key, ok, err)
 				}

@@ -166,8 +166,8 @@ func readEntry(key, dir string) (Entry, error) {
 
 	e := Entry{Key: key, Dir: dir, Meta: meta, ImagePath: filepath.Join(dir, meta.ImageName)}
 	if meta.HasVmlinux {
-		// A vmlinux deleted to save space still leaves a bootable entry;
-		// one that is present but damaged would mislead symbol lookups.
+		// An entry without its vmlinux still boots, so it stays a hit. A
+		// vmlinux that is present but damaged would break symbol lookups.
 		info, err := root.Stat(VmlinuxName)
 		if err == nil {
 			if err := checkVmlinux(root, info); err != nil {
@@ -179,8 +179,9 @@ func readEntry(key, dir string) (Entry, error) {
 	return e, nil
 }
 
-// Boot image checks. The x86 boot protocol puts the magic "HdrS" at offset
-// 0x202 of every bzImage; other architectures' images get the size check only.
+// Boot image checks. The x86 boot protocol (2.00 and later, which every
+// bzImage uses) puts the magic "HdrS" at offset 0x202. Other architectures'
+// images get the size check only.
 const (
 	bzImageName        = "bzImage"
 	bzImageMagicOffset = 0x202
@@ -224,8 +225,8 @@ func checkVmlinux(root *os.Root, info fs.FileInfo) error {
 	return nil
 }
 
-// imageProblem says what is wrong with a boot image of the given name and
-// size whose first bytes are head, or returns "" when nothing is.
+// imageProblem describes the defect of a boot image of the given name and
+// size whose first bytes are head, or returns "" for a usable image.
 func imageProblem(name string, size int64, head []byte) string {
 	switch {
 	case size == 0:
@@ -240,8 +241,8 @@ func imageProblem(name string, size int64, head []byte) string {
 	return ""
 }
 
-// vmlinuxProblem says what is wrong with a vmlinux of the given size whose
-// first bytes are head, or returns "" when nothing is.
+// vmlinuxProblem describes the defect of a vmlinux of the given size whose
+// first bytes are head, or returns "" for a usable vmlinux.
 func vmlinuxProblem(size int64, head []byte) string {
 	switch {
 	case size == 0:
@@ -281,20 +282,19 @@ func readEntryTwice(key, dir string) (Entry, error) {
 
 // List returns the entries under the root, valid ones newest first by
 // built_at, then the corrupt ones by key. Only directories whose name
-// LooksLikeKey or that hold a metadata.json are entries; names starting with
-// ".", files and other directories are skipped, so a root pointed at a
-// directory that also holds other things never lists them. A missing root
-// lists nothing.
+// LooksLikeKey or that contain a metadata.json are entries. Names starting
+// with ".", files and other directories are skipped, so a root set to a home
+// directory never lists its other contents. A missing root lists nothing.
 func (c *Cache) List() ([]ListEntry, error) {
 	l, err := c.Scan()
 	return l.Entries, err
 }
 
-// Listing is what Scan found in the cache root.
+// Listing is the result of Scan: the entries and the ignored directories.
 type Listing struct {
 	Entries []ListEntry // as List returns them
-	// Ignored names the directories, without a leading ".", that are not
-	// cache entries, sorted; a caller may mention how many there are.
+	// Ignored lists, sorted, the directories not starting with "." that are
+	// not cache entries, so a caller can mention how many there are.
 	Ignored []string
 }
 
@@ -357,10 +357,9 @@ func (c *Cache) Scan() (Listing, error) {
 }
 
 // isEntryDir reports whether the directory dir, named name in the root, is a
-// cache entry, corrupt or not: its name must be a valid key, and either have
-// a key's shape or the directory must hold a metadata.json (entries of older
-// key forms have one). Anything else belongs to someone else and must never
-// be listed, let alone removed.
+// cache entry, corrupt or not. Its name must be a valid key, and it must
+// either look like a key or contain a metadata.json, as entries with older
+// key forms do. Any other directory is not ours to list or remove.
 func isEntryDir(name, dir string) bool {
 	if ValidateKey(name) != nil {
 		return false

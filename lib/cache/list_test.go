@@ -340,7 +340,7 @@ func TestImageChecks(t *testing.T) {
 				t.Errorf("listed as corrupt: %s", le.Reason)
 			}
 			if tt.reason != "" && (le.Valid || le.Kind != KindUnknown || !strings.Contains(le.Reason, tt.reason)) {
-				t.Errorf("listed as %+v, want kind %s with a reason holding %q", le, KindUnknown, tt.reason)
+				t.Errorf("listed as %+v, want kind %s with a reason containing %q", le, KindUnknown, tt.reason)
 			}
 		})
 	}
@@ -370,7 +370,7 @@ func TestVmlinuxChecks(t *testing.T) {
 				t.Errorf("VmlinuxPath = %q, want %q", got.VmlinuxPath, e.VmlinuxPath)
 			}
 			if le := listed(t, c, testKey); tt.reason != "" && !strings.Contains(le.Reason, tt.reason) {
-				t.Errorf("reason %q, want it to hold %q", le.Reason, tt.reason)
+				t.Errorf("reason %q, want it to contain %q", le.Reason, tt.reason)
 			}
 		})
 	}

@@ -185,8 +185,8 @@ func checkSourceFile(kind, path string) error {
 	return nil
 }
 
-// checkSourceContent refuses a file that readEntry would call corrupt once
-// stored as name, so a store never publishes an entry that cannot be a hit.
+// checkSourceContent rejects a file that readEntry would report as corrupt
+// once stored as name, so a store never publishes an entry that cannot be a hit.
 func checkSourceContent(name, path string) error {
 	info, err := os.Stat(path)
 	if err != nil {
