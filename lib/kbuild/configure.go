@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // DefaultFragmentName labels the base fragment in warnings and errors when
@@ -117,7 +118,9 @@ func Configure(ctx context.Context, req ConfigureRequest) (ConfigureResult, erro
 		return result, nil
 	}
 
-	if err := appendToConfig(configPath, MergeFragments(req.Fragment, req.Extra)); err != nil {
+	// The parsed lines, not the files' bytes: kconfig ignores a setting
+	// that does not start in the first column, and the parser accepts one.
+	if err := appendToConfig(configPath, fragmentText(merged)); err != nil {
 		return result, err
 	}
 	spec.args = []string{"olddefconfig"}
@@ -141,6 +144,16 @@ func Configure(ctx context.Context, req ConfigureRequest) (ConfigureResult, erro
 
 // overrideWarnings warns once per extra setting that changes a value the
 // base fragment sets.
+// fragmentText writes lines back in the form kconfig reads.
+func fragmentText(lines []FragmentLine) []byte {
+	var b strings.Builder
+	for _, line := range lines {
+		b.WriteString(line.Line)
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
 func overrideWarnings(base, extra []FragmentLine, baseName, extraName string, warn func(string, ...any)) {
 	baked := map[string]string{}
 	for _, line := range effective(base) {

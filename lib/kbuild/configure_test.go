@@ -194,3 +194,16 @@ func TestConfigureNoSchedExtFailsValidate(t *testing.T) {
 		t.Errorf("missing = %+v, want only CONFIG_SCHED_CLASS_EXT", missing.Missing)
 	}
 }
+
+func TestConfigureIndentedExtraLineTakesEffect(t *testing.T) {
+	dir := fakekernel.New(t, fakekernel.Options{})
+	configure(t, dir, "  CONFIG_HZ=1000  \n\t# CONFIG_FTRACE is not set\n", "extra.kconfig")
+
+	config := configText(t, dir)
+	if !strings.Contains(config, "\nCONFIG_HZ=1000\n") {
+		t.Errorf("the indented CONFIG_HZ=1000 did not take effect:\n%s", config)
+	}
+	if strings.Contains(config, "CONFIG_FTRACE=y") {
+		t.Errorf("the indented # CONFIG_FTRACE is not set did not take effect:\n%s", config)
+	}
+}
