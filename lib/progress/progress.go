@@ -145,7 +145,8 @@ func (r *Reporter) Phase(name string) {
 }
 
 // Count records that n objects of the current phase are done out of
-// expected. With expected 0 (unknown) no bar or ETA is shown.
+// expected. With expected 0 (unknown) no bar or ETA is shown, and once n
+// passes expected the estimate is dropped as wrong.
 func (r *Reporter) Count(n int, expected int) {
 	if r == nil {
 		return
@@ -153,6 +154,9 @@ func (r *Reporter) Count(n int, expected int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
+	if n > expected {
+		expected = 0
+	}
 	r.objects, r.expected = n, expected
 	r.update(r.now())
 }
@@ -241,6 +245,8 @@ func (r *Reporter) finishPhase(now time.Time, outcome string) {
 		shown = r.doneColor.Sprint(outcome)
 	}
 	line := fmt.Sprintf("%s: %s in %s", r.phaseColor.Sprint(r.phase), shown, formatDuration(now.Sub(r.phaseStart)))
+	// A finished phase reports what it did; the estimate no longer matters.
+	r.expected = 0
 	if counts := r.counts(); counts != "" {
 		line += " (" + counts + ")"
 	}

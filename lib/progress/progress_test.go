@@ -346,3 +346,34 @@ func TestFailEndsPhaseAsFailed(t *testing.T) {
 		t.Errorf("a failed phase was reported done:\n%s", out.String())
 	}
 }
+
+func TestPlainCountPastEstimate(t *testing.T) {
+	r, out, clk := newTest(Mode{})
+	r.Interval = 30 * time.Second
+	r.Phase("build")
+	clk.Advance(31 * time.Second)
+	r.Count(58, 22)
+	clk.Advance(time.Second)
+	r.Done()
+
+	if !strings.Contains(out.String(), "build: 58 objects, 31s elapsed\n") {
+		t.Errorf("status line past the estimate is not a bare count:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "/22") || strings.Contains(out.String(), "%") {
+		t.Errorf("output still shows the wrong estimate:\n%s", out.String())
+	}
+	if !strings.HasSuffix(out.String(), "build: done in 32s (58 objects)\n") {
+		t.Errorf("done line does not report the bare count:\n%s", out.String())
+	}
+}
+
+func TestPlainDoneLineBelowEstimate(t *testing.T) {
+	r, out, _ := newTest(Mode{})
+	r.Phase("build")
+	r.Count(39, 75)
+	r.Done()
+
+	if !strings.HasSuffix(out.String(), "build: done in 0.0s (39 objects)\n") {
+		t.Errorf("done line of a build smaller than its estimate:\n%s", out.String())
+	}
+}
