@@ -203,9 +203,17 @@ func List(ctx context.Context, req ListRequest) error {
 	if err != nil {
 		return err
 	}
-	entries, err := c.List()
+	listing, err := c.Scan()
 	if err != nil {
 		return err
+	}
+	entries := listing.Entries
+	if n := len(listing.Ignored); n > 0 {
+		what := "1 directory that is not a cache entry"
+		if n > 1 {
+			what = fmt.Sprintf("%d directories that are not cache entries", n)
+		}
+		fmt.Fprintf(req.Stderr, "note: ignored %s in %s (first: %s) — check that KTSTR_CACHE_DIR names the kernel cache\n", what, c.Root, listing.Ignored[0])
 	}
 	getenv := req.Getenv
 	if getenv == nil {

@@ -200,3 +200,25 @@ func TestListSaysOnceWhenReleasesUnavailable(t *testing.T) {
 		t.Errorf("EOL tag shown without a release list:\n%s", stdout.String())
 	}
 }
+
+func TestListNotesForeignDirectories(t *testing.T) {
+	root, key := seedCache(t)
+	for _, name := range []string{"projects", "Documents"} {
+		if err := os.MkdirAll(filepath.Join(root, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if err := List(context.Background(), ListRequest{CacheDir: root, Stdout: &stdout, Stderr: &stderr, Getenv: offline}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout.String(), "projects") || strings.Contains(stdout.String(), "Documents") {
+		t.Errorf("foreign directories listed as entries:\n%s", stdout.String())
+	}
+	if !strings.Contains(stdout.String(), key) {
+		t.Errorf("the real entry %s is missing:\n%s", key, stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "ignored 2 directories that are not cache entries") {
+		t.Errorf("no note about the 2 foreign directories on stderr: %q", stderr.String())
+	}
+}
