@@ -169,7 +169,11 @@ func runMake(ctx context.Context, spec runSpec) (MakeResult, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if spec.wrap != nil {
 		if err := spec.wrap(cmd); err != nil {
-			return MakeResult{}, fmt.Errorf("kbuild: prepare make %s in %s: %w", strings.Join(spec.args, " "), spec.dir, err)
+			hint := ""
+			if errors.Is(err, exec.ErrNotFound) {
+				hint = " — install make (Debian: apt-get install build-essential), or run kernel:doctor to see what is missing"
+			}
+			return MakeResult{}, fmt.Errorf("kbuild: prepare make %s in %s: %w%s", strings.Join(spec.args, " "), spec.dir, err, hint)
 		}
 		if cmd.SysProcAttr == nil {
 			cmd.SysProcAttr = &syscall.SysProcAttr{}

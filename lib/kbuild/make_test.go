@@ -384,3 +384,19 @@ func TestReportLongLines(t *testing.T) {
 		t.Errorf("report = %d lines (second %d bytes), want error, one cut line, last", len(lines), len(lines[1]))
 	}
 }
+
+func TestMakeWrapMissingMakeHint(t *testing.T) {
+	dir := configuredTree(t)
+	t.Setenv("PATH", t.TempDir())
+	_, err := Make(context.Background(), MakeRequest{
+		Dir: dir,
+		Wrap: func(c *exec.Cmd) error {
+			// As a wrap that resolves make on a PATH without it.
+			_, err := exec.LookPath("make")
+			return err
+		},
+	})
+	if err == nil || !strings.Contains(err.Error(), "build-essential") {
+		t.Errorf("Make = %v, want a hint to install make", err)
+	}
+}
