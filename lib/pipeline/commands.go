@@ -209,11 +209,11 @@ func List(ctx context.Context, req ListRequest) error {
 	}
 	entries := listing.Entries
 	if n := len(listing.Ignored); n > 0 {
-		what := "1 directory that is not a cache entry"
+		ignored := "1 directory that is not a cache entry"
 		if n > 1 {
-			what = fmt.Sprintf("%d directories that are not cache entries", n)
+			ignored = fmt.Sprintf("%d directories that are not cache entries", n)
 		}
-		fmt.Fprintf(req.Stderr, "note: ignored %s in %s (first: %s) — check that KTSTR_CACHE_DIR names the kernel cache\n", what, c.Root, listing.Ignored[0])
+		fmt.Fprintf(req.Stderr, "note: ignored %s in %s (first: %s) — check that KTSTR_CACHE_DIR names the kernel cache\n", ignored, c.Root, listing.Ignored[0])
 	}
 	getenv := req.Getenv
 	if getenv == nil {

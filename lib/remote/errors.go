@@ -126,14 +126,14 @@ func (r *Remote) interruptHint(op string) string {
 
 // interrupted reports the transport error cause that cut a blob download
 // short. A stall or a cancelled context keeps its own kind.
-func (r *Remote) interrupted(what string, cause error) error {
+func (r *Remote) interrupted(subject string, cause error) error {
 	var stall *stallError
 	if errors.As(cause, &stall) || errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
-		return fmt.Errorf("download %s: %w", what, cause)
+		return fmt.Errorf("download %s: %w", subject, cause)
 	}
 	return &kindError{
 		kind: ErrInterrupted,
-		err:  fmt.Errorf("the connection broke while downloading %s: %w", what, cause),
+		err:  fmt.Errorf("the connection broke while downloading %s: %w", subject, cause),
 		hint: r.interruptHint("pull"),
 	}
 }
@@ -141,7 +141,7 @@ func (r *Remote) interrupted(what string, cause error) error {
 // withDeadline runs f under ctx with the RequestTimeout deadline added. An
 // error caused by that deadline, not by the caller's context, becomes an
 // ErrTimeout naming the limit.
-func (r *Remote) withDeadline(ctx context.Context, what string, f func(context.Context) error) error {
+func (r *Remote) withDeadline(ctx context.Context, subject string, f func(context.Context) error) error {
 	dctx, cancel := context.WithTimeout(ctx, r.requestTimeout)
 	defer cancel()
 	err := f(dctx)
@@ -154,7 +154,7 @@ func (r *Remote) withDeadline(ctx context.Context, what string, f func(context.C
 	}
 	return &kindError{
 		kind: ErrTimeout,
-		err:  fmt.Errorf("%s did not finish %s within %s: %w", r.ref.Registry, what, r.requestTimeout, err),
+		err:  fmt.Errorf("%s did not finish %s within %s: %w", r.ref.Registry, subject, r.requestTimeout, err),
 		hint: r.timeoutHint(),
 	}
 }
