@@ -2,6 +2,7 @@ package targets
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/magefile/mage/mg"
@@ -35,6 +36,12 @@ func (Cache) Push(ctx context.Context,
 	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
 		return err
+	}
+	if err := checkFragmentFlags(extrakconfig, kconfig); err != nil {
+		return err
+	}
+	if deref(key) != "" && spec != "" {
+		return fmt.Errorf("-key=%s and a source flag both name the entry — pass only one", deref(key))
 	}
 	req := pipeline.Request{Spec: spec, ExtraKconfig: deref(extrakconfig), Kconfig: deref(kconfig)}
 	ctx, stop := withStopSignals(ctx)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,6 +55,9 @@ func (Kernel) Build(ctx context.Context,
 	if err != nil {
 		return err
 	}
+	if err := checkFragmentFlags(extrakconfig, kconfig); err != nil {
+		return err
+	}
 	ctx, stop := withStopSignals(ctx)
 	defer stop()
 	res, err := pipeline.Build(ctx, pipeline.Request{
@@ -85,6 +89,9 @@ func (Kernel) Path(ctx context.Context,
 ) error {
 	spec, err := pipeline.SourceFlags{Source: source, Version: version, Git: git, Ref: ref}.Spec()
 	if err != nil {
+		return err
+	}
+	if err := checkFragmentFlags(extrakconfig, kconfig); err != nil {
 		return err
 	}
 	res, err := pipeline.Path(ctx, pipeline.Request{Spec: spec, ExtraKconfig: deref(extrakconfig), Kconfig: deref(kconfig)})
@@ -130,6 +137,9 @@ func (Kernel) Smoke(ctx context.Context,
 	if err != nil {
 		return err
 	}
+	if err := checkFragmentFlags(extrakconfig, kconfig); err != nil {
+		return err
+	}
 	req := pipeline.SmokeRequest{
 		Request: pipeline.Request{Spec: spec, ExtraKconfig: deref(extrakconfig), Kconfig: deref(kconfig)},
 		Accel:   deref(accel),
@@ -150,6 +160,20 @@ func (Kernel) Smoke(ctx context.Context,
 // boot need, and prints what is missing with the command that installs it.
 func (Kernel) Doctor(ctx context.Context) error {
 	return pipeline.Doctor(ctx, os.Stdout)
+}
+
+// checkFragmentFlags rejects -extrakconfig= and -kconfig= given with an
+// empty value, as SourceFlags does for the source flags.
+func checkFragmentFlags(extrakconfig, kconfig *string) error {
+	for _, flag := range []struct {
+		name  string
+		value *string
+	}{{"extrakconfig", extrakconfig}, {"kconfig", kconfig}} {
+		if flag.value != nil && strings.TrimSpace(*flag.value) == "" {
+			return fmt.Errorf("-%s is empty — give it a fragment file, or leave the flag out", flag.name)
+		}
+	}
+	return nil
 }
 
 func deref(s *string) string {

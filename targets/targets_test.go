@@ -128,6 +128,8 @@ func TestBuildBadInputExitsNonZero(t *testing.T) {
 		{"missing source", []string{"kernel:build", "-source=/nonexistent/linux"}, nil, "/nonexistent/linux"},
 		{"ref without git", []string{"kernel:build", "-ref=main"}, nil, "-ref=main needs -git"},
 		{"empty source", []string{"kernel:build", "-source="}, nil, "-source is empty"},
+		{"empty extra fragment", []string{"kernel:build", "-source=/src", "-extrakconfig="}, nil, "-extrakconfig is empty"},
+		{"push key and source", []string{"cache:push", "-key=6.12.3-tarball-x86_64-kcb7244b33", "-source=/src"}, nil, "pass only one"},
 		{"two sources", []string{"kernel:build", "-source=/src", "-version=6.12"}, nil, "-source and -version"},
 		{"cap with bypass", []string{"kernel:build", "-source=/src", "-cpucap=1"}, nil, "KTSTR_BYPASS_LLC_LOCKS"},
 		{"bad HOME", []string{"cache:list"}, []string{"KTSTR_CACHE_DIR=", "XDG_CACHE_HOME=", "HOME=relative/home"}, "HOME"},
