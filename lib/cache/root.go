@@ -85,6 +85,28 @@ func Open(root string) (*Cache, error) {
 	return &Cache{Root: abs}, nil
 }
 
+// OpenReadOnly returns the cache at root for lookups and listing only. It
+// creates and writes nothing, so a cache on a read-only mount can be read.
+// A missing root is an empty cache.
+func OpenReadOnly(root string) (*Cache, error) {
+	if root == "" {
+		return nil, errors.New("cache root: the path is empty — pass a directory, or call ResolveRoot")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("cache root %s: %w", root, err)
+	}
+	info, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("cache root %s: %w — check its permissions", abs, err)
+	case !info.IsDir():
+		return nil, fmt.Errorf("cache root %s is not a directory — set KTSTR_CACHE_DIR to the kernel cache directory", abs)
+	}
+	return &Cache{Root: abs}, nil
+}
+
 func unwritableRoot(root string, err error) error {
 	return fmt.Errorf("cache root %s is not a writable directory: %w — fix its permissions, or set KTSTR_CACHE_DIR to a writable directory", root, err)
 }

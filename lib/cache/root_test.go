@@ -169,3 +169,27 @@ func TestOpenUnwritableRoot(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenReadOnlyCreatesNothing(t *testing.T) {
+	parent := t.TempDir()
+	missing := filepath.Join(parent, "kernels")
+	c, err := OpenReadOnly(missing)
+	if err != nil {
+		t.Fatalf("OpenReadOnly of a missing root: %v", err)
+	}
+	entries, err := c.List()
+	if err != nil || len(entries) != 0 {
+		t.Errorf("List of a missing root = %v, %v; want no entries", entries, err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("OpenReadOnly created %s: %v", missing, err)
+	}
+
+	file := filepath.Join(parent, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenReadOnly(file); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("OpenReadOnly of a file: err = %v, want one saying it is not a directory", err)
+	}
+}

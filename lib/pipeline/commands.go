@@ -95,7 +95,7 @@ func (f SourceFlags) Spec() (string, error) {
 // Path finds a cached kernel for the request's spec without building it.
 // A miss is an error that names the command that builds the kernel.
 func Path(ctx context.Context, req Request) (Result, error) {
-	b, err := newBuilder(&req)
+	b, err := openBuilder(&req, true)
 	if err != nil {
 		return Result{}, err
 	}
@@ -199,7 +199,7 @@ type listRow struct {
 
 // List prints the cache's entries: a table for people, or JSON.
 func List(ctx context.Context, req ListRequest) error {
-	c, err := openCache(req.CacheDir)
+	c, err := openCache(req.CacheDir, true)
 	if err != nil {
 		return err
 	}
@@ -343,12 +343,17 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-func openCache(dir string) (*cache.Cache, error) {
+// openCache opens the cache root dir, or the default root when dir is "".
+// readOnly opens it for reading alone, creating nothing.
+func openCache(dir string, readOnly bool) (*cache.Cache, error) {
 	if dir == "" {
 		var err error
 		if dir, err = cache.ResolveRoot(); err != nil {
 			return nil, err
 		}
+	}
+	if readOnly {
+		return cache.OpenReadOnly(dir)
 	}
 	return cache.Open(dir)
 }
@@ -373,7 +378,7 @@ func Clean(ctx context.Context, req CleanRequest) error {
 	if req.Keep != nil && req.CorruptOnly {
 		return fmt.Errorf("-corruptonly and -keep conflict: -corruptonly keeps every valid entry — pass one of them")
 	}
-	c, err := openCache(req.CacheDir)
+	c, err := openCache(req.CacheDir, false)
 	if err != nil {
 		return err
 	}

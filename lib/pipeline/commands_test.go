@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -220,5 +221,41 @@ func TestListNotesForeignDirectories(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "ignored 2 directories that are not cache entries") {
 		t.Errorf("no note about the 2 foreign directories on stderr: %q", stderr.String())
+	}
+}
+
+func TestListAndPathOnReadOnlyCache(t *testing.T) {
+	root, key := seedCache(t)
+	ro := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "--bind", root, ro).CombinedOutput(); err != nil {
+		t.Skipf("cannot bind-mount a cache (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", ro).Run() })
+	if out, err := exec.Command("mount", "-o", "remount,bind,ro", ro).CombinedOutput(); err != nil {
+		t.Fatalf("remount read-only: %v %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(ro, "probe"), nil, 0o644); err == nil {
+		t.Fatal("the read-only mount is writable, so the test proves nothing")
+	}
+
+	var stdout, stderr bytes.Buffer
+	if err := List(context.Background(), ListRequest{CacheDir: ro, Stdout: &stdout, Stderr: &stderr, Getenv: offline}); err != nil {
+		t.Fatalf("cache:list on a read-only cache: %v", err)
+	}
+	if !strings.Contains(stdout.String(), key) {
+		t.Errorf("cache:list on a read-only cache lacks %s:\n%s", key, stdout.String())
+	}
+
+	req, _ := testRequest(t, key, nil)
+	req.CacheDir = ro
+	res, err := Path(context.Background(), req)
+	if err != nil {
+		t.Fatalf("kernel:path on a read-only cache: %v", err)
+	}
+	if want := filepath.Join(ro, key); !strings.HasPrefix(res.ImagePath, want) {
+		t.Errorf("kernel:path = %s, want a path under %s", res.ImagePath, want)
 	}
 }

@@ -106,6 +106,12 @@ type builder struct {
 }
 
 func newBuilder(req *Request) (*builder, error) {
+	return openBuilder(req, false)
+}
+
+// openBuilder is newBuilder, or with readOnly a builder for lookups only:
+// its cache is opened without writing, and no work directory is swept.
+func openBuilder(req *Request, readOnly bool) (*builder, error) {
 	b := &builder{req: req, out: req.stderr(), arch: kbuild.HostArch()}
 	b.log = slog.New(slog.NewTextHandler(b.out, &slog.HandlerOptions{Level: logLevel(req.Verbose)}))
 
@@ -120,6 +126,10 @@ func newBuilder(req *Request) (*builder, error) {
 		if root, err = cache.ResolveRoot(); err != nil {
 			return nil, err
 		}
+	}
+	if readOnly {
+		b.cache, err = cache.OpenReadOnly(root)
+		return b, err
 	}
 	if b.cache, err = cache.Open(root); err != nil {
 		return nil, err

@@ -45,7 +45,7 @@ func smokeTarget(ctx context.Context, req *Request) (Result, error) {
 	if req.Spec != "" || req.getenv("KTSTR_KERNEL") != "" {
 		return Path(ctx, *req)
 	}
-	c, err := openCache(req.CacheDir)
+	c, err := openCache(req.CacheDir, false)
 	if err != nil {
 		return Result{}, err
 	}
