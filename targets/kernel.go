@@ -24,11 +24,41 @@ import (
 	"github.com/ktstr/ktbuild/lib/pipeline"
 )
 
-// withStopSignals returns ctx cancelled on SIGTERM and SIGPIPE as well as on
-// mage's Ctrl-C. A CI runner's stop or a closed output pipe then removes
-// the sandbox cgroup, the locks and the work directory before the exit.
+// stopGrace is how long a target may clean up after SIGTERM before the
+// process exits anyway, as mage allows 5 s after Ctrl-C.
+const stopGrace = 10 * time.Second
+
+// withStopSignals returns ctx cancelled on SIGTERM as well as on mage's
+// Ctrl-C. A CI runner's stop then removes the sandbox cgroup, the locks and
+// the work directory before the exit. When the cleanup takes longer than
+// stopGrace, or a second SIGTERM comes, the process exits at once; make
+// follows through its parent-death signal.
 func withStopSignals(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGPIPE)
+	ctx, cancel := context.WithCancel(ctx)
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM)
+	finished := make(chan struct{})
+	go func() {
+		select {
+		case <-signals:
+		case <-finished:
+			return
+		}
+		cancel()
+		select {
+		case <-signals:
+		case <-time.After(stopGrace):
+		case <-finished:
+			return
+		}
+		fmt.Fprintln(os.Stderr, "ktbuild: stopped by SIGTERM before the cleanup finished — the next build removes what is left")
+		os.Exit(143)
+	}()
+	return ctx, func() {
+		signal.Stop(signals)
+		close(finished)
+		cancel()
+	}
 }
 
 // Kernel builds, finds, checks and cleans sched_ext test kernels.

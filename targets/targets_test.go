@@ -235,3 +235,58 @@ func TestDoctorReportsToolsAndQEMU(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildSIGTERMWhileBlockedExits(t *testing.T) {
+	// Opening a FIFO with no writer blocks, as a hung filesystem would.
+	fifo := filepath.Join(t.TempDir(), "linux-6.12.tar.gz")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(mageBinary(t), "kernel:build", "-source="+fifo)
+	cmd.Env = append(os.Environ(), "KTSTR_CACHE_DIR="+filepath.Join(t.TempDir(), "cache"), "KTBUILD_OFFLINE=1", "KTSTR_BYPASS_LLC_LOCKS=1")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	time.Sleep(time.Second)
+	cmd.Process.Signal(syscall.SIGTERM)
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Errorf("kernel:build stopped by SIGTERM exited 0\n%s", stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("kernel:build blocked on a FIFO ignored SIGTERM\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stopped by SIGTERM") {
+		t.Errorf("no note that SIGTERM cut the cleanup short:\n%s", stderr.String())
+	}
+}
+
+func TestBuildCorruptTarballMessage(t *testing.T) {
+	// Random bytes make the decoder exit while ktbuild still writes to it.
+	junk := make([]byte, 8<<20)
+	seed := uint32(3)
+	for i := range junk {
+		seed = seed*1664525 + 1013904223
+		junk[i] = byte(seed >> 24)
+	}
+	tarball := filepath.Join(t.TempDir(), "linux-6.12.tar.gz")
+	if err := os.WriteFile(tarball, junk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, stderr, code := kt(t, filepath.Join(t.TempDir(), "cache"), nil, "kernel:build", "-source="+tarball)
+		if code == 0 {
+			t.Fatalf("build of a corrupt tarball exited 0\n%s", stderr)
+		}
+		if !strings.Contains(stderr, "truncated or corrupt") || strings.Contains(stderr, "context canceled") {
+			t.Errorf("build of a corrupt tarball does not say it is corrupt:\n%s", stderr)
+		}
+	}
+}
