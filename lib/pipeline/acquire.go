@@ -167,6 +167,11 @@ func (b *builder) localKey(src *source.Acquired) (string, error) {
 			// Written over the user's .config for other fragments:
 			// configure starts again from the saved copy.
 			return cache.LocalKey(src.GitHash, b.arch, mark.userConfig, b.suffix()), nil
+		case b.req.Clean:
+			// make mrproper removes this .config before configure.
+			return plain, nil
+		default:
+			return "", fmt.Errorf("the .config in %s was written by an earlier build with other kconfig fragments over your own .config, and the copy of yours (%s) is gone or changed — put your .config back, or pass -clean to start from defconfig", src.Dir, userConfigCopyName)
 		}
 	}
 	if e, ok, _ := b.cache.Lookup(plain); ok && e.Meta.ConfigHash != nil && *e.Meta.ConfigHash == crc {

@@ -895,3 +895,44 @@ func TestBuildKeepsUserConfigAcrossDirtyAndExtraBuilds(t *testing.T) {
 		t.Errorf("no note about restoring the user's .config:\n%s", out)
 	}
 }
+
+func TestBuildStopsWhenUserConfigCopyIsGone(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	cmd := exec.Command("make", "defconfig")
+	cmd.Dir = tree
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make defconfig: %v\n%s", err, msg)
+	}
+	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_PARENT=y\n")
+	if _, err := Build(context.Background(), req); err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+	extra := filepath.Join(t.TempDir(), "extra.kconfig")
+	writeFile(t, extra, "CONFIG_FAKE_CHILD=y\n")
+	withExtra := req
+	withExtra.ExtraKconfig = extra
+	if _, err := Build(context.Background(), withExtra); err != nil {
+		t.Fatalf("build with the extra fragment: %v\n%s", err, out)
+	}
+
+	if err := os.Remove(filepath.Join(tree, ".config.ktbuild-user")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Build(context.Background(), req)
+	if err == nil {
+		t.Fatalf("plain build over the extra fragment's .config succeeded without the user's copy\n%s", out)
+	}
+	if !strings.Contains(err.Error(), "-clean") {
+		t.Errorf("error does not offer -clean: %v", err)
+	}
+	if config := readFile(t, filepath.Join(tree, ".config")); !strings.Contains(config, "CONFIG_FAKE_CHILD=y") {
+		t.Errorf("the failed build changed the tree's .config:\n%s", config)
+	}
+
+	cleaned := req
+	cleaned.Clean = true
+	if _, err := Build(context.Background(), cleaned); err != nil {
+		t.Fatalf("-clean build: %v\n%s", err, out)
+	}
+}
