@@ -176,6 +176,9 @@ type TarballOrigin struct {
 	Path      string `json:"path"`
 	Size      int64  `json:"size"`
 	MtimeSecs int64  `json:"mtime_secs"`
+	// SHA256 is the hex SHA-256 of the tarball file, "" in entries stored
+	// before ktbuild recorded it.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Encode returns m as pretty-printed JSON with a 2-space indent, the form

@@ -2,8 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -286,8 +289,8 @@ func (b *builder) cachedTarball(origin cache.TarballOrigin) (*Result, error) {
 }
 
 // tarballKeyHit finds an entry under the key the tarball builds into, made
-// from a tarball file of the same size at another path or with another
-// mtime, such as a copy. The key needs the version, so it peeks at the
+// from the same file at another path or with another mtime, such as a
+// copy: same size and SHA-256. The key needs the version, so it peeks at the
 // archive's Makefile, which takes well under a second for a kernel tarball.
 // It also returns the key, or "" when only extraction can tell the version.
 func (b *builder) tarballKeyHit(ctx context.Context, origin cache.TarballOrigin) (*Result, string, error) {
@@ -302,13 +305,33 @@ func (b *builder) tarballKeyHit(ctx context.Context, origin cache.TarballOrigin)
 		return nil, key, err
 	}
 	// The same version from a different tarball, such as Debian's source
-	// and kernel.org's release, shares the key, so the size must match too.
+	// and kernel.org's release, shares the key, so the file must match too.
 	built := hit.Entry.Meta.Tarball
-	if built == nil || built.Size != origin.Size {
+	if built == nil || built.Size != origin.Size || built.SHA256 == "" {
 		return nil, key, nil
 	}
-	b.say("cache entry %s was built from %s, a tarball of the same version and size — using it", key, built.Path)
+	sum, err := fileSHA256(origin.Path)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot read kernel tarball %s: %w", origin.Path, err)
+	}
+	if sum != built.SHA256 {
+		return nil, key, nil
+	}
+	b.say("cache entry %s was built from %s, a copy of this tarball (same SHA-256) — using it", key, built.Path)
 	return hit, key, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(sum.Sum(nil)), nil
 }
 
 func (b *builder) preflight() error {

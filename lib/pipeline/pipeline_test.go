@@ -458,6 +458,42 @@ func TestBuildTarballSameVersionOtherSize(t *testing.T) {
 	}
 }
 
+func TestBuildTarballSameSizeOtherContent(t *testing.T) {
+	tree := fakekernel.New(t, fakekernel.Options{})
+	// One byte changed in a small file: gzip -1 gives both the same size.
+	pack := func(name string) string {
+		tarball := filepath.Join(t.TempDir(), name)
+		cmd := exec.Command("sh", "-c", "tar cf - --transform 's,^\\.,linux-6.12.0,' -C \"$1\" . | gzip -1 > \"$2\"", "sh", tree, tarball)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pack: %v\n%s", err, msg)
+		}
+		return tarball
+	}
+	writeFile(t, filepath.Join(tree, "kernel", "sched", "note.txt"), "AAAA\n")
+	first := pack("linux-6.12.0.tar.gz")
+	writeFile(t, filepath.Join(tree, "kernel", "sched", "note.txt"), "BBBB\n")
+	second := pack("linux-6.12.0-patched.tar.gz")
+	a, errA := os.Stat(first)
+	b, errB := os.Stat(second)
+	if errA != nil || errB != nil || a.Size() != b.Size() {
+		t.Fatalf("the two tarballs differ in size (%v, %v), so the test proves nothing", errA, errB)
+	}
+
+	req, out := testRequest(t, first, nil)
+	if _, err := Build(context.Background(), req); err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+	req.Spec = second
+	out.Reset()
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build of the other tarball: %v\n%s", err, out)
+	}
+	if res.Cached {
+		t.Errorf("a tarball with other content was served the first one's kernel:\n%s", out)
+	}
+}
+
 func TestPathFindsCachedKernel(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)

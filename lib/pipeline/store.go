@@ -77,7 +77,7 @@ func (b *builder) metadata(acq *acquired, out *built) cache.Metadata {
 		m.Source = cache.SourceInfo{Type: "tarball"}
 	}
 	if src.Tarball != nil {
-		m.Tarball = &cache.TarballOrigin{Path: src.Tarball.Path, Size: src.Tarball.Size, MtimeSecs: src.Tarball.ModTime.Unix()}
+		m.Tarball = &cache.TarballOrigin{Path: src.Tarball.Path, Size: src.Tarball.Size, MtimeSecs: src.Tarball.ModTime.Unix(), SHA256: src.Tarball.SHA256}
 	}
 	return m
 }

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +51,13 @@ func ExtractFile(ctx context.Context, tarball, parentDir string, progress func(d
 		return nil, fmt.Errorf("extract: resolve %s: %w", tarball, err)
 	}
 
-	dir, err := extract(ctx, newProgressReader(f, fi.Size(), progress), compression, parentDir)
+	sum := sha256.New()
+	hashed := io.TeeReader(newProgressReader(f, fi.Size(), progress), sum)
+	dir, err := extract(ctx, hashed, compression, parentDir)
+	if err == nil {
+		// The decoders read to the end, but the hash must cover every byte.
+		_, err = io.Copy(io.Discard, hashed)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("extract %s: %w", tarball, err)
 	}
@@ -57,7 +65,7 @@ func ExtractFile(ctx context.Context, tarball, parentDir string, progress func(d
 	if err != nil {
 		return nil, fmt.Errorf("extract %s: %w", tarball, err)
 	}
-	acq.Tarball = &TarballFile{Path: canonical, Size: fi.Size(), ModTime: fi.ModTime()}
+	acq.Tarball = &TarballFile{Path: canonical, Size: fi.Size(), ModTime: fi.ModTime(), SHA256: hex.EncodeToString(sum.Sum(nil))}
 	return acq, nil
 }
 

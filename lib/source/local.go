@@ -42,6 +42,7 @@ type TarballFile struct {
 	Path    string // canonical path
 	Size    int64
 	ModTime time.Time
+	SHA256  string // hex SHA-256 of the file, computed while extracting it
 }
 
 // Acquired is a kernel source tree ready to configure and build.

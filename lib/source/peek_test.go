@@ -2,6 +2,8 @@ package source
 
 import (
 	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
 	"bytes"
 	"context"
 	"errors"
@@ -187,5 +189,22 @@ func tarEntries(t *testing.T, data []byte) []tarEntry {
 			t.Fatal(err)
 		}
 		out = append(out, tarEntry{name: hdr.Name, typeflag: tar.TypeReg, body: string(body)})
+	}
+}
+
+func TestExtractFileRecordsSHA256(t *testing.T) {
+	tarball := writeTarball(t, t.TempDir(), CompressionXZ, kernelTarball(t))
+	acq, err := ExtractFile(context.Background(), tarball, t.TempDir(), nil)
+	if err != nil {
+		t.Fatalf("ExtractFile: %v", err)
+	}
+	defer acq.Cleanup()
+	data, err := os.ReadFile(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(data)
+	if acq.Tarball == nil || acq.Tarball.SHA256 != hex.EncodeToString(want[:]) {
+		t.Errorf("Tarball = %+v, want SHA-256 %x", acq.Tarball, want)
 	}
 }
