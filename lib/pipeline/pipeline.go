@@ -98,6 +98,9 @@ type builder struct {
 	remote        *remote.Remote // KTSTR_REMOTE_CACHE, nil when unset
 	remoteChecked bool
 	remoteMissed  string // key the remote cache already did not have
+	// remoteTimedOut is set when a pull timed out, so the push after the
+	// build does not wait for the same silent registry again.
+	remoteTimedOut bool
 
 	work string // this process's work directory, "" until first used
 

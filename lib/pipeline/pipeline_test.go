@@ -806,7 +806,9 @@ func TestBuildSweepKeepsLockedWorkDir(t *testing.T) {
 	pid := strconvItoa(gone.Process.Pid)
 	running := filepath.Join(req.CacheDir, workPrefix+pid+"-0123456789ab")
 	dead := filepath.Join(req.CacheDir, workPrefix+pid+"-ba9876543210")
-	for _, dir := range []string{running, dead} {
+	// A live pid whose lock file was deleted: kept as well.
+	unlocked := filepath.Join(req.CacheDir, workPrefix+"1-00112233aabb")
+	for _, dir := range []string{running, dead, unlocked} {
 		if err := os.MkdirAll(filepath.Join(dir, "linux"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -830,6 +832,9 @@ func TestBuildSweepKeepsLockedWorkDir(t *testing.T) {
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Errorf("the work directory whose lock nobody holds is still there: %v", err)
+	}
+	if _, err := os.Stat(unlocked); err != nil {
+		t.Errorf("the work directory of live pid 1 was removed although only its lock was free: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -37,6 +38,7 @@ func (b *builder) pullRemote(ctx context.Context, key string) *Result {
 	switch {
 	case err != nil:
 		b.warnf("could not pull %s from the remote cache %s: %v — building it", key, r, err)
+		b.remoteTimedOut = errors.Is(err, remote.ErrTimeout)
 		return nil
 	case !found:
 		b.log.Debug("remote cache miss", "key", key, "remote", r.String())
@@ -51,6 +53,10 @@ func (b *builder) pullRemote(ctx context.Context, key string) *Result {
 func (b *builder) pushRemote(ctx context.Context, e cache.Entry) {
 	r := b.remoteCache()
 	if r == nil {
+		return
+	}
+	if b.remoteTimedOut {
+		b.warnf("not pushing %s: the remote cache %s timed out earlier in this build — run cache:push -key=%s when it answers", e.Key, r, e.Key)
 		return
 	}
 	pub, err := r.Publish(ctx, e)

@@ -132,3 +132,39 @@ func TestPushAndPullTargets(t *testing.T) {
 		t.Errorf("pull of a missing tag: want an error suggesting cache:push, got %v", err)
 	}
 }
+
+func TestSilentRegistrySkipsPushAfterPullTimeout(t *testing.T) {
+	// A registry that accepts connections and never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	env := map[string]string{"KTSTR_REMOTE_CACHE": l.Addr().String() + "/kernels"}
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, env)
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build with a silent registry failed: %v\n%s", err, out)
+	}
+	if res.Entry == nil {
+		t.Errorf("build with a silent registry was not stored locally")
+	}
+	if !strings.Contains(out.String(), "timed out") {
+		t.Errorf("no warning that the pull timed out:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "not pushing "+res.Key) {
+		t.Errorf("the push waited for the silent registry again:\n%s", out)
+	}
+}

@@ -66,8 +66,8 @@ func (b *builder) workLockPath(id string) string {
 }
 
 // sweepWorkDirs removes the work directories whose builds are gone: those
-// whose lock is free, and those of the older .work-{pid} form whose process
-// no longer exists.
+// whose lock is free and whose pid is not running, and those of the older
+// .work-{pid} form whose process no longer exists.
 func (b *builder) sweepWorkDirs() {
 	dirents, err := os.ReadDir(b.cache.Root)
 	if err != nil {
@@ -88,6 +88,13 @@ func (b *builder) sweepWorkDirs() {
 			continue
 		}
 		if !workID.MatchString(id) {
+			continue
+		}
+		// A live pid keeps the directory even with its lock free, in case
+		// the lock file was deleted under a running build. In another pid
+		// namespace the number may name an unrelated process, which only
+		// delays the sweep.
+		if pid, err := strconv.Atoi(id[:strings.IndexByte(id, '-')]); err != nil || processAlive(pid) {
 			continue
 		}
 		lock, err := flock.TryLock(b.workLockPath(id), flock.Exclusive)
