@@ -130,8 +130,14 @@ func (r Report) String() string {
 	}
 
 	state := r.SchedExtState
-	if !r.SchedExtPresent {
+	switch {
+	case !r.SchedExtPresent:
 		state = "missing"
+	case state == "disabled":
+		// The kernel's own word for "built in, no BPF scheduler loaded".
+		state = "built in, no scheduler loaded (state: disabled)"
+	case state == "enabled":
+		state = "built in, a BPF scheduler is loaded (state: enabled)"
 	}
 	btf := "present"
 	if !r.BTFPresent {

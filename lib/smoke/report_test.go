@@ -124,7 +124,7 @@ func TestReportString(t *testing.T) {
 		Duration: 3141 * time.Millisecond, Fallback: "kvm: guest printed nothing in 5s — used tcg",
 	}
 	s := r.String()
-	for _, want := range []string{"6.12.48", "2 CPUs", "sched_ext: disabled", "BTF:       present", "3.14s under tcg", "used tcg"} {
+	for _, want := range []string{"6.12.48", "2 CPUs", "sched_ext: built in, no scheduler loaded (state: disabled)", "BTF:       present", "3.14s under tcg", "used tcg"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("String() = %q, missing %q", s, want)
 		}
