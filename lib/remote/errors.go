@@ -112,7 +112,7 @@ func (r *Remote) wrap(op, ref string, err error) error {
 
 // timeoutHint is the next step after a registry timed out.
 func (r *Remote) timeoutHint() string {
-	return fmt.Sprintf("check that the registry at %s is up and responding, or unset %s to go without the remote cache", r.ref.Registry, EnvRepository)
+	return fmt.Sprintf("check that the registry at %s is up and responding (a build goes on without it, and unsetting %s skips it)", r.ref.Registry, EnvRepository)
 }
 
 // interruptHint is the next step after a transfer broke off.
