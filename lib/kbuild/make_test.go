@@ -159,14 +159,20 @@ func alive(pid int) bool {
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
-// groupMembers returns the live processes whose process group is pgid.
-func groupMembers(t *testing.T, pgid int) []int {
+// procStat is one process's line of /proc/PID/stat.
+type procStat struct {
+	pid, ppid, pgrp int
+	comm, state     string
+}
+
+// processes reads /proc/PID/stat of every process.
+func processes(t *testing.T) []procStat {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var members []int
+	var out []procStat
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -176,10 +182,29 @@ func groupMembers(t *testing.T, pgid int) []int {
 		if err != nil {
 			continue
 		}
+		lparen, rparen := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+		if lparen < 0 || rparen < lparen {
+			continue
+		}
 		// Fields after "comm)": state, ppid, pgrp.
-		fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-		if len(fields) > 2 && fields[0] != "Z" && fields[2] == strconv.Itoa(pgid) {
-			members = append(members, pid)
+		fields := strings.Fields(string(data[rparen+1:]))
+		if len(fields) < 3 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		pgrp, _ := strconv.Atoi(fields[2])
+		out = append(out, procStat{pid: pid, ppid: ppid, pgrp: pgrp, comm: string(data[lparen+1 : rparen]), state: fields[0]})
+	}
+	return out
+}
+
+// groupMembers returns the live processes whose process group is pgid.
+func groupMembers(t *testing.T, pgid int) []int {
+	t.Helper()
+	var members []int
+	for _, p := range processes(t) {
+		if p.state != "Z" && p.pgrp == pgid {
+			members = append(members, p.pid)
 		}
 	}
 	return members

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -53,27 +51,9 @@ func waitForChild(t *testing.T, parent int, comm string) int {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		entries, err := os.ReadDir("/proc")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			text := string(data)
-			lparen, rparen := strings.IndexByte(text, '('), strings.LastIndexByte(text, ')')
-			if lparen < 0 || rparen < lparen {
-				continue
-			}
-			fields := strings.Fields(text[rparen+1:])
-			if text[lparen+1:rparen] == comm && len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
-				return pid
+		for _, p := range processes(t) {
+			if p.comm == comm && p.ppid == parent {
+				return p.pid
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
