@@ -701,13 +701,7 @@ func TestBuildAgainIntoEmptyCacheKeepsPlainKey(t *testing.T) {
 func TestBuildUserConfigKeyedAndCleanRekeys(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)
-	// Configure the tree by hand, as a user would.
-	cmd := exec.Command("make", "defconfig")
-	cmd.Dir = tree
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make defconfig: %v\n%s", err, msg)
-	}
-	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_PARENT=y\n")
+	writeUserConfig(t, tree)
 
 	res, err := Build(context.Background(), req)
 	if err != nil {
@@ -871,12 +865,7 @@ func TestConcurrentTarballBuildsInOneProcess(t *testing.T) {
 func TestBuildKeepsUserConfigAcrossDirtyAndExtraBuilds(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)
-	cmd := exec.Command("make", "defconfig")
-	cmd.Dir = tree
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make defconfig: %v\n%s", err, msg)
-	}
-	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_PARENT=y\n")
+	writeUserConfig(t, tree)
 	first, err := Build(context.Background(), req)
 	if err != nil {
 		t.Fatalf("first build: %v\n%s", err, out)
@@ -940,12 +929,7 @@ func TestBuildKeepsUserConfigAcrossDirtyAndExtraBuilds(t *testing.T) {
 func TestBuildStopsWhenUserConfigCopyIsGone(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)
-	cmd := exec.Command("make", "defconfig")
-	cmd.Dir = tree
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make defconfig: %v\n%s", err, msg)
-	}
-	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_PARENT=y\n")
+	writeUserConfig(t, tree)
 	if _, err := Build(context.Background(), req); err != nil {
 		t.Fatalf("first build: %v\n%s", err, out)
 	}
@@ -976,4 +960,16 @@ func TestBuildStopsWhenUserConfigCopyIsGone(t *testing.T) {
 	if _, err := Build(context.Background(), cleaned); err != nil {
 		t.Fatalf("-clean build: %v\n%s", err, out)
 	}
+}
+
+// writeUserConfig configures tree by hand, as a user would: make defconfig,
+// then CONFIG_FAKE_PARENT=y on top.
+func writeUserConfig(t *testing.T, tree string) {
+	t.Helper()
+	cmd := exec.Command("make", "defconfig")
+	cmd.Dir = tree
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make defconfig: %v\n%s", err, msg)
+	}
+	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_PARENT=y\n")
 }
