@@ -617,8 +617,7 @@ func TestBuildAfterFailedExtraFragmentBuild(t *testing.T) {
 		t.Fatalf("plain build: %v\n%s", err, out)
 	}
 
-	extra := filepath.Join(t.TempDir(), "no-bpf.kconfig")
-	writeFile(t, extra, "CONFIG_FAKE_PARENT=y\n# CONFIG_BPF_SYSCALL is not set\n")
+	extra := fragmentFile(t, "no-bpf.kconfig", "CONFIG_FAKE_PARENT=y\n# CONFIG_BPF_SYSCALL is not set\n")
 	failing := req
 	failing.ExtraKconfig = extra
 	if _, err := Build(context.Background(), failing); err == nil {
@@ -791,13 +790,13 @@ func TestBuildSweepKeepsLockedWorkDir(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)
 
-	// Both name a pid that is gone, as a build in another pid namespace
-	// may; only the lock tells whether the build is running.
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
+	// Both name a pid that has exited, as a build in another pid namespace
+	// may, so only the lock shows whether the build is running.
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
 		t.Fatal(err)
 	}
-	pid := strconvItoa(gone.Process.Pid)
+	pid := strconvItoa(exited.Process.Pid)
 	running := filepath.Join(req.CacheDir, workPrefix+pid+"-0123456789ab")
 	dead := filepath.Join(req.CacheDir, workPrefix+pid+"-ba9876543210")
 	// A live pid whose lock file was deleted: kept as well.
@@ -862,7 +861,7 @@ func TestConcurrentTarballBuildsInOneProcess(t *testing.T) {
 	}
 }
 
-func TestBuildKeepsUserConfigAcrossDirtyAndExtraBuilds(t *testing.T) {
+func TestBuildKeepsUserConfig(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)
 	writeUserConfig(t, tree)
@@ -891,8 +890,7 @@ func TestBuildKeepsUserConfigAcrossDirtyAndExtraBuilds(t *testing.T) {
 	}
 
 	// A build with an extra fragment, then a plain one.
-	extra := filepath.Join(t.TempDir(), "extra.kconfig")
-	writeFile(t, extra, "CONFIG_FAKE_CHILD=y\n")
+	extra := fragmentFile(t, "extra.kconfig", "CONFIG_FAKE_CHILD=y\n")
 	withExtra := req
 	withExtra.ExtraKconfig = extra
 	if _, err := Build(context.Background(), withExtra); err != nil {
@@ -933,8 +931,7 @@ func TestBuildStopsWhenUserConfigCopyIsGone(t *testing.T) {
 	if _, err := Build(context.Background(), req); err != nil {
 		t.Fatalf("first build: %v\n%s", err, out)
 	}
-	extra := filepath.Join(t.TempDir(), "extra.kconfig")
-	writeFile(t, extra, "CONFIG_FAKE_CHILD=y\n")
+	extra := fragmentFile(t, "extra.kconfig", "CONFIG_FAKE_CHILD=y\n")
 	withExtra := req
 	withExtra.ExtraKconfig = extra
 	if _, err := Build(context.Background(), withExtra); err != nil {
@@ -972,4 +969,12 @@ func writeUserConfig(t *testing.T, tree string) {
 		t.Fatalf("make defconfig: %v\n%s", err, msg)
 	}
 	appendFile(t, filepath.Join(tree, ".config"), "CONFIG_FAKE_PARENT=y\n")
+}
+
+// fragmentFile writes a kconfig fragment named name and returns its path.
+func fragmentFile(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	writeFile(t, path, text)
+	return path
 }

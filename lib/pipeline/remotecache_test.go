@@ -134,7 +134,7 @@ func TestPushAndPullTargets(t *testing.T) {
 }
 
 func TestSilentRegistrySkipsPushAfterPullTimeout(t *testing.T) {
-	// A registry that accepts connections and never answers.
+	// A registry that accepts connections and never responds.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,10 @@ package source
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"encoding/hex"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
