@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +93,71 @@ func tarTree(t testing.TB, dir, top, tarball string) {
 	cmd := exec.Command("tar", "czf", tarball, "--transform", "s,^\\.,"+top+",", "-C", dir, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, out)
+	}
+}
+
+// storedTarball packs dir like tarTree, but with fixed times and owners and
+// gzip's stored (uncompressed) blocks, so two trees whose files have the same
+// sizes give tarballs of the same size whatever the bytes are.
+func storedTarball(t testing.TB, dir, top, tarball string) {
+	t.Helper()
+	f, err := os.Create(tarball)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, err := gzip.NewWriterLevel(f, gzip.NoCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		hdr, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(filepath.Join(top, rel))
+		if d.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.ModTime = time.Unix(1700000000, 0)
+		hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		hdr.Format = tar.FormatUSTAR
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		_, err = tw.Write(data)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = zw.Close()
+	}
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		t.Fatalf("pack %s into %s: %v", dir, tarball, err)
 	}
 }
 
