@@ -96,9 +96,8 @@ func tarTree(t testing.TB, dir, top, tarball string) {
 	}
 }
 
-// storedTarball packs dir like tarTree, but with fixed times and owners and
-// gzip's stored (uncompressed) blocks, so two trees whose files have the same
-// sizes give tarballs of the same size whatever the bytes are.
+// storedTarball packs dir like tarTree with fixed times and owners and stored
+// gzip blocks, so trees whose files have equal sizes give equal-size tarballs.
 func storedTarball(t testing.TB, dir, top, tarball string) {
 	t.Helper()
 	f, err := os.Create(tarball)
