@@ -75,8 +75,9 @@ func ExtractFile(ctx context.Context, tarball, parentDir string, progress func(d
 func OpenExtracted(dir string) (*Acquired, error) {
 	acq := &Acquired{Dir: dir, Origin: OriginTarball, IsTemp: true}
 	if err := checkKernelTree(dir, dir); err != nil {
+		top := topLevelNames(dir)
 		acq.Cleanup()
-		return nil, errors.New("the tarball contains no kernel source tree (its top directory lacks Makefile or Kconfig) — pass a kernel source tarball")
+		return nil, fmt.Errorf("the tarball contains no kernel source tree: its top level (%s) has no Makefile and Kconfig — pass a kernel source tarball, one top-level directory containing the tree", top)
 	}
 	version, err := ReadMakefileVersion(dir)
 	if err != nil {
@@ -245,6 +246,32 @@ var errUnsafeEntry = errors.New("unsafe tar entry")
 
 func unsafeEntry(name, why string) error {
 	return fmt.Errorf("%w %q: %s — the tarball is hostile or broken; do not use it", errUnsafeEntry, name, why)
+}
+
+// topLevelNames lists the first entries of dir for an error message, with a
+// slash after each directory.
+func topLevelNames(dir string) string {
+	const maxShown = 5
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	var names []string
+	for i, e := range entries {
+		if i == maxShown {
+			names = append(names, fmt.Sprintf("and %d more", len(entries)-maxShown))
+			break
+		}
+		name := e.Name()
+		if e.IsDir() {
+			name += "/"
+		}
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		return "empty"
+	}
+	return strings.Join(names, ", ")
 }
 
 // topDirectory returns the tree top inside tmp: its only entry when that is

@@ -543,6 +543,50 @@ func TestExtractFileNotKernel(t *testing.T) {
 	assertEmptyDir(t, parent)
 }
 
+func TestExtractFileTwoTopDirsNamed(t *testing.T) {
+	data := buildTar(t, []tarEntry{
+		{name: "linux-6.12/Makefile", typeflag: tar.TypeReg, body: "VERSION = 6\n"},
+		{name: "linux-6.12/Kconfig", typeflag: tar.TypeReg, body: "\n"},
+		{name: "patches/0001-fix.patch", typeflag: tar.TypeReg, body: "diff\n"},
+	})
+	tarball := writeTarball(t, t.TempDir(), CompressionGzip, data)
+	parent := t.TempDir()
+	_, err := ExtractFile(context.Background(), tarball, parent, nil)
+	if err == nil {
+		t.Fatal("a tarball with two top-level directories was taken as a kernel tree")
+	}
+	for _, want := range []string{"linux-6.12/", "patches/", "one top-level directory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	assertEmptyDir(t, parent)
+}
+
+func TestExtractHardLinkToItself(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "linux", "Makefile"), "VERSION = 6\nPATCHLEVEL = 12\n")
+	writeFile(t, filepath.Join(src, "linux", "Kconfig"), "\n")
+	tarball := filepath.Join(t.TempDir(), "linux.tar.gz")
+	// GNU tar stores the second Makefile as a hard link to the first.
+	cmd := exec.Command("tar", "czf", tarball, "-C", src, "linux", "linux/Makefile")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	acq, err := ExtractFile(context.Background(), tarball, t.TempDir(), nil)
+	if err != nil {
+		t.Fatalf("extract a tarball whose file links to itself: %v", err)
+	}
+	defer acq.Cleanup()
+	if acq.Version != "6.12" {
+		t.Errorf("version %q, want 6.12", acq.Version)
+	}
+	data, err := os.ReadFile(filepath.Join(acq.Dir, "Makefile"))
+	if err != nil || !strings.HasPrefix(string(data), "VERSION = 6") {
+		t.Errorf("Makefile after extraction: %q, %v", data, err)
+	}
+}
+
 // An entry below a file fails in the middle of extraction, after files
 // were written; the temp dir must still go.
 func TestExtractWriteFailureCleansUp(t *testing.T) {

@@ -440,6 +440,11 @@ func (w *treeWriter) hardlink(name string, hdr *tar.Header) error {
 	if w.kinds[target] != kindFile {
 		return unsafeEntry(hdr.Name, fmt.Sprintf("is a hard link to %q, which is not a regular file earlier in the tarball", hdr.Linkname))
 	}
+	if target == name {
+		// GNU tar writes a file named twice on its command line as a hard
+		// link to itself, so the file is already in place.
+		return nil
+	}
 	if err := w.prepareParent(name); err != nil {
 		return err
 	}
