@@ -171,7 +171,7 @@ func TestBuildNonGitTreeNotStored(t *testing.T) {
 }
 
 func TestBuildPostBuildEditNotStored(t *testing.T) {
-	tree := gitTree(t, fakekernel.Options{Delay: 1500 * time.Millisecond})
+	tree := gitTree(t, fakekernel.Options{Delay: 3 * time.Second})
 	req, out := testRequest(t, tree, nil)
 
 	// Edit a tracked file while make sleeps mid-build.
