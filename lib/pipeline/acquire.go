@@ -413,6 +413,7 @@ func (b *builder) lockSourceTree(ctx context.Context, acq *acquired) (*Result, e
 func (b *builder) refreshLocal(acq *acquired, now source.GitState) {
 	acq.src.Dirty = now.Dirty
 	acq.src.GitHash = now.Hash
+	acq.src.TracksConfig = now.TracksConfig
 	if now.Dirty {
 		acq.key = cache.LocalUnknownKey(acq.src.LocalPath, b.arch, b.suffix())
 		return
@@ -423,7 +424,7 @@ func (b *builder) refreshLocal(acq *acquired, now source.GitState) {
 }
 
 func gitStateOf(src *source.Acquired) source.GitState {
-	return source.GitState{IsGit: src.IsGit, Dirty: src.Dirty, Hash: src.GitHash}
+	return source.GitState{IsGit: src.IsGit, Dirty: src.Dirty, Hash: src.GitHash, TracksConfig: src.TracksConfig}
 }
 
 // postBuildRecheck probes a local tree again after make. A tree that became
@@ -441,6 +442,10 @@ func (b *builder) postBuildRecheck(acq *acquired) (changed bool) {
 	change := PostBuildChange{DirtyBefore: acq.src.Dirty, DirtyAfter: now.Dirty, HashBefore: acq.src.GitHash, HashAfter: now.Hash}
 	if !change.Changed() {
 		return false
+	}
+	if now.TracksConfig && !change.moved() {
+		b.say("the tree is dirty after the build (%s), so the kernel is not cached — %s", change, tracksConfigHint)
+		return true
 	}
 	b.say("the tree changed during the build (%s) — the kernel is not cached; run kernel:build again once the tree is settled", change)
 	return true

@@ -395,8 +395,16 @@ func (b *builder) sayDirtyHint(acq *acquired, image string) {
 		b.say("built %s from a tree that is not under git, so it is not cached — put the tree under git, or build a -version or -git spec, to get a cached, reusable kernel", image)
 		return
 	}
+	if acq.src.TracksConfig {
+		b.say("built %s from a tree with uncommitted changes, so it is not cached — %s", image, tracksConfigHint)
+		return
+	}
 	b.say("built %s from a tree with uncommitted changes, so it is not cached — commit or stash your changes to get a cached, reusable kernel", image)
 }
+
+// tracksConfigHint explains why a tree that tracks .config in git never
+// stays clean.
+const tracksConfigHint = "the tree tracks .config in git and configuring the kernel rewrites it, so untrack it with `git rm --cached .config`, commit, and rebuild to get a cached, reusable kernel"
 
 // ErrNotCached marks a lookup that found no cached kernel: a cache-key spec
 // the cache does not hold, or a Path miss. Test for it with errors.Is.

@@ -955,6 +955,33 @@ func TestBuildStopsWhenUserConfigCopyIsGone(t *testing.T) {
 	}
 }
 
+func TestBuildTrackedConfigExplained(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	writeUserConfig(t, tree)
+	gitRun(t, tree, "add", "-f", ".config")
+	gitRun(t, tree, "commit", "-q", "-m", "track .config")
+	req, out := testRequest(t, tree, nil)
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("first build: %v\n%s", err, out)
+	}
+	if res.Entry != nil {
+		t.Errorf("a build that rewrote a tracked .config was stored as %s", res.Entry.Key)
+	}
+	if !strings.Contains(out.String(), "git rm --cached .config") {
+		t.Errorf("the first build does not say that the tracked .config keeps the tree dirty:\n%s", out)
+	}
+
+	out.Reset()
+	if _, err := Build(context.Background(), req); err != nil {
+		t.Fatalf("second build: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "git rm --cached .config") {
+		t.Errorf("the build of the dirty tree does not name the tracked .config:\n%s", out)
+	}
+}
+
 // writeUserConfig configures tree by hand, as a user would: make defconfig,
 // then CONFIG_FAKE_PARENT=y on top.
 func writeUserConfig(t *testing.T, tree string) {

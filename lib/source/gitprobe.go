@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -23,6 +24,9 @@ type GitState struct {
 	Dirty    bool
 	Hash     string // first 7 hex digits of HEAD; "" when not clean or not git
 	FullHash string // HEAD's full commit id; "" when HEAD is unborn or not git
+	// TracksConfig reports whether the index lists the tree's top-level
+	// .config. Configuring the kernel rewrites that file and makes the tree dirty.
+	TracksConfig bool
 }
 
 // ProbeGit returns the git state of the tree at dir, a repository's
@@ -89,14 +93,20 @@ func ProbeGit(dir string) (GitState, error) {
 		return GitState{IsGit: false, Dirty: true}, nil
 	}
 
+	configName := ".config"
+	if prefix != "" {
+		configName = prefix + "/.config"
+	}
+	tracksConfig := slices.ContainsFunc(entries, func(e indexEntry) bool { return e.name == configName })
+
 	commit, unborn, err := resolveHead(r, head, repo.gitDir)
 	if err != nil {
 		return GitState{}, err
 	}
 	if unborn {
-		return GitState{IsGit: true, Dirty: true}, nil
+		return GitState{IsGit: true, Dirty: true, TracksConfig: tracksConfig}, nil
 	}
-	state := GitState{IsGit: true, FullHash: commit.String()}
+	state := GitState{IsGit: true, FullHash: commit.String(), TracksConfig: tracksConfig}
 
 	store := newObjectStore(filepath.Join(commonDir(repo.gitDir), "objects"), 0)
 	defer store.close()

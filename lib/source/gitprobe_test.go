@@ -295,6 +295,32 @@ func TestProbeGitSubdirectory(t *testing.T) {
 	assertDirty(t, sub)
 }
 
+func TestProbeGitTracksConfig(t *testing.T) {
+	repo := newRepo(t)
+	if probe(t, repo).TracksConfig {
+		t.Error("a repository without .config is reported to track it")
+	}
+
+	// Only the probed tree's own top-level .config counts.
+	writeFile(t, filepath.Join(repo, "kernel/.config"), "CONFIG_A=y\n")
+	writeFile(t, filepath.Join(repo, "drivers/a/.config"), "CONFIG_B=y\n")
+	git(t, repo, "add", "-f", "kernel/.config", "drivers/a/.config")
+	git(t, repo, "commit", "-q", "-m", "track nested configs")
+	if probe(t, repo).TracksConfig {
+		t.Error("a nested .config is taken for the tree's own")
+	}
+	if !probe(t, filepath.Join(repo, "kernel")).TracksConfig {
+		t.Error("kernel/.config is not tracked for the kernel subdirectory")
+	}
+
+	writeFile(t, filepath.Join(repo, ".config"), "CONFIG_C=y\n")
+	git(t, repo, "add", "-f", ".config")
+	git(t, repo, "commit", "-q", "-m", "track .config")
+	if !probe(t, repo).TracksConfig {
+		t.Error("a committed top-level .config is not reported")
+	}
+}
+
 func TestProbeGitSubdirectoryStaged(t *testing.T) {
 	repo := newRepo(t)
 	writeFile(t, filepath.Join(repo, "kernel/sched/new.c"), "int n;\n")

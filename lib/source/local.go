@@ -57,6 +57,8 @@ type Acquired struct {
 	IsGit     bool
 	IsTemp    bool         // Dir lives in a temp dir that Cleanup removes
 	Tarball   *TarballFile // set when the tree was extracted from a local tarball
+	// TracksConfig marks a git tree whose index lists its .config.
+	TracksConfig bool
 }
 
 // Cleanup removes the temp tree when IsTemp is set, and does nothing
@@ -130,6 +132,8 @@ func OpenLocal(path string) (*Acquired, error) {
 		LocalPath: canonical,
 		Dirty:     state.Dirty,
 		IsGit:     state.IsGit,
+
+		TracksConfig: state.TracksConfig,
 	}, nil
 }
 
