@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ktstr/ktbuild/lib/cache"
@@ -366,8 +368,46 @@ func (b *builder) newLogPath(key string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("cannot create the build log directory %s: %w", dir, err)
 	}
+	pruneLogs(dir, time.Now())
 	name := fmt.Sprintf("%s-%s-%d.log", key, time.Now().UTC().Format("20060102T150405"), os.Getpid())
 	return filepath.Join(dir, name), nil
+}
+
+// logMaxAge and logMaxCount bound how long and how many build logs .logs keeps.
+const (
+	logMaxAge   = 14 * 24 * time.Hour
+	logMaxCount = 50
+)
+
+// pruneLogs removes the build logs in dir that are older than logMaxAge or
+// beyond the newest logMaxCount. A running build's log is written as make
+// runs, so it is among the newest. Errors are ignored, as this is housekeeping.
+func pruneLogs(dir string, now time.Time) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	type logFile struct {
+		path  string
+		mtime time.Time
+	}
+	var logs []logFile
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".log") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		logs = append(logs, logFile{filepath.Join(dir, e.Name()), info.ModTime()})
+	}
+	slices.SortFunc(logs, func(a, b logFile) int { return b.mtime.Compare(a.mtime) })
+	for i, l := range logs {
+		if i >= logMaxCount || now.Sub(l.mtime) > logMaxAge {
+			os.Remove(l.path)
+		}
+	}
 }
 
 func (b *builder) mrproper(ctx context.Context, acq *acquired) error {

@@ -1001,3 +1001,38 @@ func fragmentFile(t *testing.T, name, text string) string {
 	writeFile(t, path, text)
 	return path
 }
+
+func TestPruneLogsByAgeAndCount(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	write := func(name string, age time.Duration) string {
+		path := filepath.Join(dir, name)
+		writeFile(t, path, "make output\n")
+		mtime := now.Add(-age)
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	old := write("old.log", logMaxAge+time.Hour)
+	other := write("notes.txt", logMaxAge+time.Hour)
+	var recent []string
+	for i := range logMaxCount + 5 {
+		recent = append(recent, write("recent-"+strconvItoa(i)+".log", time.Duration(i)*time.Minute))
+	}
+
+	pruneLogs(dir, now)
+
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("a log older than %s was kept: %v", logMaxAge, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("a file that is not a log was removed: %v", err)
+	}
+	for i, path := range recent {
+		_, err := os.Stat(path)
+		if kept := err == nil; kept != (i < logMaxCount) {
+			t.Errorf("log %d of %d by age: kept %t, want %t", i+1, len(recent), kept, i < logMaxCount)
+		}
+	}
+}
