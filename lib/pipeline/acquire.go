@@ -343,7 +343,12 @@ func (b *builder) preflight() error {
 // When another build holds it, it prints whose build it waits for, then blocks
 // until the lock is free or ctx ends. waited reports whether it had to wait.
 func (b *builder) lockSource(ctx context.Context, what, id string) (*flock.Lock, bool, error) {
-	path := b.cache.LockPath("source-" + cache.CRC32Hex([]byte(id)) + ".lock")
+	return b.lockFile(ctx, what, "", b.cache.LockPath("source-"+cache.CRC32Hex([]byte(id))+".lock"))
+}
+
+// lockFile takes an exclusive lock on path. When another process holds it,
+// lockFile prints the holder and waits, and the bool reports that wait.
+func (b *builder) lockFile(ctx context.Context, what, where, path string) (*flock.Lock, bool, error) {
 	lock, err := flock.TryLock(path, flock.Exclusive)
 	if err == nil {
 		return lock, false, nil
@@ -357,13 +362,17 @@ func (b *builder) lockSource(ctx context.Context, what, id string) (*flock.Lock,
 	if who == "" {
 		who = "another process"
 	}
-	b.say("%s is being built by %s — waiting for it to finish", what, who)
+	b.say("%s is being built%s by %s — waiting for it to finish", what, where, who)
 	lock, err = flock.Acquire(ctx, path, flock.Exclusive)
 	if err != nil {
 		return nil, true, fmt.Errorf("gave up waiting for the build of %s: %w", what, err)
 	}
 	return lock, true, nil
 }
+
+// treeLockName is the lock file that a local tree's builds hold inside the
+// tree, whatever their cache root. A kernel tree's .gitignore ignores it.
+const treeLockName = ".ktbuild-tree.lock"
 
 // lockSourceTree takes the source-tree lock of a local tree and re-checks
 // the tree when it had to wait; see WaitState. It returns a cache hit when a
@@ -377,7 +386,18 @@ func (b *builder) lockSourceTree(ctx context.Context, acq *acquired) (*Result, e
 		return nil, err
 	}
 	b.onRelease(func() { lock.Release() })
-	if !waited {
+	// The lock above is per cache root. Builds into other caches (another
+	// KTSTR_CACHE_DIR, another user) meet at a lock inside the tree.
+	treeLock, waitedTree, err := b.lockFile(ctx, acq.src.LocalPath, " into another cache", filepath.Join(acq.src.Dir, treeLockName))
+	switch {
+	case err == nil:
+		b.onRelease(func() { treeLock.Release() })
+	case waitedTree:
+		return nil, err
+	default:
+		b.warnf("cannot lock %s (%v), so builds of this tree into other caches are not kept out", filepath.Join(acq.src.Dir, treeLockName), err)
+	}
+	if !waited && !waitedTree {
 		return nil, nil
 	}
 

@@ -605,6 +605,46 @@ func TestBuildWaitsForSourceTreeLock(t *testing.T) {
 	holder.Wait()
 }
 
+func TestBuildOneTreeTwoCachesSerialized(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{Delay: 2 * time.Second})
+	plainReq, plainOut := testRequest(t, tree, nil)
+	extraReq, extraOut := testRequest(t, tree, nil)
+	extraReq.ExtraKconfig = fragmentFile(t, "extra.kconfig", "CONFIG_FAKE_PARENT=y\n")
+
+	type outcome struct {
+		res Result
+		err error
+	}
+	plainDone := make(chan outcome, 1)
+	go func() {
+		res, err := Build(context.Background(), plainReq)
+		plainDone <- outcome{res, err}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(plainOut.String(), "build: started") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	extra, err := Build(context.Background(), extraReq)
+	if err != nil {
+		t.Fatalf("build with the extra fragment: %v\n%s", err, extraOut)
+	}
+	plain := <-plainDone
+	if plain.err != nil {
+		t.Fatalf("plain build: %v\n%s", plain.err, plainOut)
+	}
+
+	if !strings.Contains(extraOut.String(), "into another cache") {
+		t.Errorf("the second build did not wait for the first one's make:\n%s", extraOut)
+	}
+	if plain.res.Entry == nil || extra.Entry == nil {
+		t.Fatalf("both builds should be stored: plain %+v, extra %+v", plain.res, extra)
+	}
+	if *plain.res.Entry.Meta.ConfigHash == *extra.Entry.Meta.ConfigHash {
+		t.Errorf("the plain entry %s has the extra fragment's .config (config_hash %s)", plain.res.Key, *plain.res.Entry.Meta.ConfigHash)
+	}
+}
+
 func TestBuildAfterFailedExtraFragmentBuild(t *testing.T) {
 	tree := gitTree(t, fakekernel.Options{})
 	req, out := testRequest(t, tree, nil)
