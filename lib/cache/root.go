@@ -34,15 +34,21 @@ type Cache struct {
 // $HOME/.cache/ktstr/kernels. It returns an error when it falls back to a
 // HOME that is unset, empty, "/" or relative. It creates nothing.
 func ResolveRoot() (string, error) {
-	if dir := os.Getenv("KTSTR_CACHE_DIR"); dir != "" {
+	return ResolveRootLookup(os.LookupEnv)
+}
+
+// ResolveRootLookup is ResolveRoot with the environment read through
+// lookup, which has the signature of os.LookupEnv.
+func ResolveRootLookup(lookup func(string) (string, bool)) (string, error) {
+	if dir, _ := lookup("KTSTR_CACHE_DIR"); dir != "" {
 		return dir, nil
 	}
-	if xdg := os.Getenv("XDG_CACHE_HOME"); xdg != "" {
+	if xdg, _ := lookup("XDG_CACHE_HOME"); xdg != "" {
 		return filepath.Join(xdg, "ktstr", "kernels"), nil
 	}
 
 	const fix = "set HOME to your home directory, or set KTSTR_CACHE_DIR (or XDG_CACHE_HOME) to an absolute path"
-	home, set := os.LookupEnv("HOME")
+	home, set := lookup("HOME")
 	switch {
 	case !set:
 		return "", fmt.Errorf("cache root: HOME is not set and neither KTSTR_CACHE_DIR nor XDG_CACHE_HOME is — %s", fix)

@@ -187,10 +187,13 @@ func DescribeHolders(hs []Holder) string {
 	parts := make([]string, 0, len(hs))
 	for _, h := range hs {
 		s := "pid " + strconv.Itoa(h.PID)
+		if h.PID == os.Getpid() {
+			s = "another build in this process (pid " + strconv.Itoa(h.PID) + ")"
+		}
 		if h.Waiting {
 			s += " waiting"
 		}
-		if h.Command != "" {
+		if h.Command != "" && h.PID != os.Getpid() {
 			s += " (" + h.Command + ")"
 		}
 		parts = append(parts, s)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -188,6 +189,11 @@ func TestDescribeHoldersText(t *testing.T) {
 			"pid 123 (mage kernel:build), pid 456 waiting (ktstr)",
 		},
 		{"no command", []Holder{{PID: 7}}, "pid 7"},
+		{
+			"this process",
+			[]Holder{{PID: os.Getpid(), Command: "team.test"}},
+			"another build in this process (pid " + strconv.Itoa(os.Getpid()) + ")",
+		},
 	}
 	for _, tt := range tests {
 		if got := DescribeHolders(tt.hs); got != tt.want {

@@ -102,6 +102,9 @@ func (b *builder) lookupKey(key string) (*Result, error) {
 		return nil, err
 	}
 	if !ok {
+		if _, err := os.Stat(key); err == nil {
+			return nil, fmt.Errorf("cache key %s: %w of %s — to build the kernel source at ./%s instead, pass it as ./%s", key, ErrNotCached, b.cache.Root, key, key)
+		}
 		return nil, fmt.Errorf("cache key %s: %w of %s — run `mage cache:list` to see the cached kernels", key, ErrNotCached, b.cache.Root)
 	}
 	return hitResult(e), nil
@@ -433,7 +436,7 @@ func (b *builder) lockSourceTree(ctx context.Context, acq *acquired) (*Result, e
 func (b *builder) refreshLocal(acq *acquired, now source.GitState) {
 	acq.src.Dirty = now.Dirty
 	acq.src.GitHash = now.Hash
-	acq.src.TracksConfig = now.TracksConfig
+	acq.src.OnlyConfigDirty = now.OnlyConfigDirty
 	if now.Dirty {
 		acq.key = cache.LocalUnknownKey(acq.src.LocalPath, b.arch, b.suffix())
 		return
@@ -444,7 +447,7 @@ func (b *builder) refreshLocal(acq *acquired, now source.GitState) {
 }
 
 func gitStateOf(src *source.Acquired) source.GitState {
-	return source.GitState{IsGit: src.IsGit, Dirty: src.Dirty, Hash: src.GitHash, TracksConfig: src.TracksConfig}
+	return source.GitState{IsGit: src.IsGit, Dirty: src.Dirty, Hash: src.GitHash, OnlyConfigDirty: src.OnlyConfigDirty}
 }
 
 // postBuildRecheck probes a local tree again after make. A tree that became
@@ -463,7 +466,7 @@ func (b *builder) postBuildRecheck(acq *acquired) (changed bool) {
 	if !change.Changed() {
 		return false
 	}
-	if now.TracksConfig && !change.moved() {
+	if now.OnlyConfigDirty && !change.moved() {
 		b.say("the tree is dirty after the build (%s), so the kernel is not cached — %s", change, tracksConfigHint)
 		return true
 	}

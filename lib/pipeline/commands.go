@@ -122,7 +122,7 @@ func Path(ctx context.Context, req Request) (Result, error) {
 	case spec.Kind == source.SpecPath:
 		var src *source.Acquired
 		if src, err = source.OpenLocal(spec.Path); err == nil && src.Dirty {
-			return Result{}, fmt.Errorf("%s has uncommitted changes, so it has no cached kernel — commit or stash them, then run kernel:build", src.LocalPath)
+			return Result{}, fmt.Errorf("%s has uncommitted changes, so it is %w — commit or stash them, then run kernel:build", src.LocalPath, ErrNotCached)
 		}
 		if err == nil {
 			var key string
@@ -151,8 +151,12 @@ func Path(ctx context.Context, req Request) (Result, error) {
 
 // ListRequest configures List.
 type ListRequest struct {
-	JSON           bool
-	CacheDir       string
+	JSON bool
+	// CacheDir is the cache root. Empty means the root that
+	// KTSTR_CACHE_DIR, XDG_CACHE_HOME or HOME names, read through Getenv.
+	CacheDir string
+	// Stdout and Stderr take the listing and notes. nil means os.Stdout
+	// and os.Stderr.
 	Stdout, Stderr io.Writer
 	// Getenv reads the environment; nil means os.Getenv.
 	Getenv func(string) string
@@ -199,7 +203,8 @@ type listRow struct {
 
 // List prints the cache's entries: a table for people, or JSON.
 func List(ctx context.Context, req ListRequest) error {
-	c, err := openCache(req.CacheDir, true)
+	req.Stdout, req.Stderr = orStdout(req.Stdout), orStderr(req.Stderr)
+	c, err := openCacheEnv(req.CacheDir, req.Getenv, true)
 	if err != nil {
 		return err
 	}
@@ -343,14 +348,49 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// orStdout returns w, or os.Stdout when w is nil.
+func orStdout(w io.Writer) io.Writer {
+	if w == nil {
+		return os.Stdout
+	}
+	return w
+}
+
+// orStderr returns w, or os.Stderr when w is nil.
+func orStderr(w io.Writer) io.Writer {
+	if w == nil {
+		return os.Stderr
+	}
+	return w
+}
+
 // openCache opens the cache root dir, or the default root when dir is "".
 // readOnly opens it for reading alone, creating nothing.
 func openCache(dir string, readOnly bool) (*cache.Cache, error) {
-	if dir == "" {
-		var err error
-		if dir, err = cache.ResolveRoot(); err != nil {
-			return nil, err
-		}
+	return openCacheEnv(dir, nil, readOnly)
+}
+
+// resolveRoot returns dir, or when it is empty the cache root that the
+// environment names, read through getenv (nil means the process's).
+func resolveRoot(dir string, getenv func(string) string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	if getenv == nil {
+		return cache.ResolveRoot()
+	}
+	return cache.ResolveRootLookup(func(name string) (string, bool) {
+		value := getenv(name)
+		return value, value != ""
+	})
+}
+
+// openCacheEnv is openCache with the cache root's variables read through
+// getenv (nil means the process environment) when dir is empty.
+func openCacheEnv(dir string, getenv func(string) string, readOnly bool) (*cache.Cache, error) {
+	dir, err := resolveRoot(dir, getenv)
+	if err != nil {
+		return nil, err
 	}
 	if readOnly {
 		return cache.OpenReadOnly(dir)
@@ -365,6 +405,8 @@ type CleanRequest struct {
 	Force          bool
 	CacheDir       string
 	Stdin          *os.File
+	// Stdout and Stderr take the plan and the progress. nil means os.Stdout
+	// and os.Stderr.
 	Stdout, Stderr io.Writer
 }
 
@@ -378,6 +420,7 @@ func Clean(ctx context.Context, req CleanRequest) error {
 	if req.Keep != nil && req.CorruptOnly {
 		return fmt.Errorf("-corruptonly and -keep conflict: -corruptonly keeps every valid entry — pass one of them")
 	}
+	req.Stdout, req.Stderr = orStdout(req.Stdout), orStderr(req.Stderr)
 	c, err := openCache(req.CacheDir, false)
 	if err != nil {
 		return err

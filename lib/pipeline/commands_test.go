@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"context"
 	"encoding/json"
 	"os"
@@ -257,5 +259,54 @@ func TestListAndPathOnReadOnlyCache(t *testing.T) {
 	}
 	if want := filepath.Join(ro, key); !strings.HasPrefix(res.ImagePath, want) {
 		t.Errorf("kernel:path = %s, want a path under %s", res.ImagePath, want)
+	}
+}
+
+func TestCacheRootFromGetenv(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	root := filepath.Join(t.TempDir(), "injected")
+	env := map[string]string{"KTSTR_CACHE_DIR": root, OfflineEnv: "1"}
+	req, out := testRequest(t, tree, env)
+	req.CacheDir = ""
+	t.Setenv("KTSTR_CACHE_DIR", filepath.Join(t.TempDir(), "process"))
+
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(res.ImagePath, root+string(filepath.Separator)) {
+		t.Errorf("image %s is not under the injected cache root %s", res.ImagePath, root)
+	}
+
+	var stdout bytes.Buffer
+	if err := List(context.Background(), ListRequest{Stdout: &stdout, Stderr: io.Discard, Getenv: req.Getenv}); err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if !strings.Contains(stdout.String(), res.Key) {
+		t.Errorf("list through the injected environment does not show %s:\n%s", res.Key, stdout.String())
+	}
+}
+
+func TestListAndCleanNilWriters(t *testing.T) {
+	root := t.TempDir()
+	if err := List(context.Background(), ListRequest{CacheDir: root, Getenv: offline}); err != nil {
+		t.Errorf("list with nil writers: %v", err)
+	}
+	if err := Clean(context.Background(), CleanRequest{CacheDir: root, Force: true}); err != nil {
+		t.Errorf("clean with nil writers: %v", err)
+	}
+}
+
+func TestPathDirtyTreeNotCached(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	appendFile(t, filepath.Join(tree, "init", "main.c"), "/* edit */\n")
+	req, _ := testRequest(t, tree, nil)
+
+	_, err := Path(context.Background(), req)
+	if !errors.Is(err, ErrNotCached) {
+		t.Errorf("path of a dirty tree: %v is not ErrNotCached", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "uncommitted changes") {
+		t.Errorf("path of a dirty tree: want a message naming the uncommitted changes, got %v", err)
 	}
 }

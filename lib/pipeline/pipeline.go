@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ktstr/ktbuild/lib/cache"
@@ -126,11 +127,9 @@ func openBuilder(req *Request, readOnly bool) (*builder, error) {
 	}
 	b.frag = frag
 
-	root := req.CacheDir
-	if root == "" {
-		if root, err = cache.ResolveRoot(); err != nil {
-			return nil, err
-		}
+	root, err := resolveRoot(req.CacheDir, req.Getenv)
+	if err != nil {
+		return nil, err
 	}
 	if readOnly {
 		b.cache, err = cache.OpenReadOnly(root)
@@ -366,7 +365,11 @@ func (b *builder) verboseWriter() io.Writer {
 func (b *builder) newLogPath(key string) (string, error) {
 	dir := filepath.Join(b.cache.Root, ".logs")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("cannot create the build log directory %s: %w", dir, err)
+		hint := "check that the cache root is writable"
+		if errors.Is(err, syscall.ENOTDIR) {
+			hint = "move the file at that path out of the cache root"
+		}
+		return "", fmt.Errorf("cannot create the build log directory %s: %w — %s", dir, err, hint)
 	}
 	pruneLogs(dir, time.Now())
 	name := fmt.Sprintf("%s-%s-%d.log", key, time.Now().UTC().Format("20060102T150405"), os.Getpid())
@@ -379,9 +382,8 @@ const (
 	logMaxCount = 50
 )
 
-// pruneLogs removes the build logs in dir that are older than logMaxAge or
-// beyond the newest logMaxCount. A running build's log is written as make
-// runs, so it is among the newest. Errors are ignored, as this is housekeeping.
+// pruneLogs removes the logs in dir older than logMaxAge and all but the
+// newest logMaxCount-1, leaving room for the next. Errors are ignored.
 func pruneLogs(dir string, now time.Time) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -404,7 +406,7 @@ func pruneLogs(dir string, now time.Time) {
 	}
 	slices.SortFunc(logs, func(a, b logFile) int { return b.mtime.Compare(a.mtime) })
 	for i, l := range logs {
-		if i >= logMaxCount || now.Sub(l.mtime) > logMaxAge {
+		if i >= logMaxCount-1 || now.Sub(l.mtime) > logMaxAge {
 			os.Remove(l.path)
 		}
 	}
@@ -435,15 +437,15 @@ func (b *builder) sayDirtyHint(acq *acquired, image string) {
 		b.say("built %s from a tree that is not under git, so it is not cached — put the tree under git, or build a -version or -git spec, to get a cached, reusable kernel", image)
 		return
 	}
-	if acq.src.TracksConfig {
+	if acq.src.OnlyConfigDirty {
 		b.say("built %s from a tree with uncommitted changes, so it is not cached — %s", image, tracksConfigHint)
 		return
 	}
 	b.say("built %s from a tree with uncommitted changes, so it is not cached — commit or stash your changes to get a cached, reusable kernel", image)
 }
 
-// tracksConfigHint explains why a tree that tracks .config in git never
-// stays clean.
+// tracksConfigHint explains why a tree whose .config is tracked in git
+// turns dirty on every build.
 const tracksConfigHint = "the tree tracks .config in git and configuring the kernel rewrites it, so untrack it with `git rm --cached .config`, commit, and rebuild to get a cached, reusable kernel"
 
 // ErrNotCached marks a lookup that found no cached kernel: a cache-key spec

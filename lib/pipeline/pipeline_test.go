@@ -1020,6 +1020,19 @@ func TestBuildTrackedConfigExplained(t *testing.T) {
 	if !strings.Contains(out.String(), "git rm --cached .config") {
 		t.Errorf("the build of the dirty tree does not name the tracked .config:\n%s", out)
 	}
+
+	// With another edit, the tracked .config is not the whole story.
+	appendFile(t, filepath.Join(tree, "init", "main.c"), "/* edit */\n")
+	out.Reset()
+	if _, err := Build(context.Background(), req); err != nil {
+		t.Fatalf("build after an edit: %v\n%s", err, out)
+	}
+	if strings.Contains(out.String(), "git rm --cached .config") {
+		t.Errorf("an edit of init/main.c is blamed on the tracked .config:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "commit or stash your changes") {
+		t.Errorf("the build after an edit does not ask to commit or stash:\n%s", out)
+	}
 }
 
 // writeUserConfig configures tree by hand, as a user would: make defconfig,
@@ -1071,8 +1084,41 @@ func TestPruneLogsByAgeAndCount(t *testing.T) {
 	}
 	for i, path := range recent {
 		_, err := os.Stat(path)
-		if kept := err == nil; kept != (i < logMaxCount) {
-			t.Errorf("log %d of %d by age: kept %t, want %t", i+1, len(recent), kept, i < logMaxCount)
+		// One place is left for the log of the build that prunes.
+		if kept := err == nil; kept != (i < logMaxCount-1) {
+			t.Errorf("log %d of %d by age: kept %t, want %t", i+1, len(recent), kept, i < logMaxCount-1)
 		}
+	}
+}
+
+func TestBuildBareNameSuggestsPath(t *testing.T) {
+	dir := t.TempDir()
+	fakekernel.Write(t, filepath.Join(dir, "fake1"), fakekernel.Options{})
+	t.Chdir(dir)
+	req, out := testRequest(t, "fake1", nil)
+
+	_, err := Build(context.Background(), req)
+	if !errors.Is(err, ErrNotCached) {
+		t.Fatalf("bare name: want a cache-key miss, got %v\n%s", err, out)
+	}
+	if !strings.Contains(err.Error(), "pass it as ./fake1") {
+		t.Errorf("the miss does not suggest ./fake1, though that path exists: %v", err)
+	}
+}
+
+func TestBuildLogsPathIsFile(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	req, out := testRequest(t, tree, nil)
+	if err := os.MkdirAll(req.CacheDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(req.CacheDir, ".logs"), "not a directory\n")
+
+	_, err := Build(context.Background(), req)
+	if err == nil {
+		t.Fatalf("build with a file at .logs succeeded\n%s", out)
+	}
+	if !strings.Contains(err.Error(), "move the file at that path") {
+		t.Errorf("error %q does not say to move the file at .logs", err)
 	}
 }

@@ -38,8 +38,8 @@ type Request struct {
 	// Kconfig is a fragment file that replaces the embedded one.
 	Kconfig string
 
-	// CacheDir overrides the cache root; empty means KTSTR_CACHE_DIR and its
-	// fallbacks.
+	// CacheDir overrides the cache root. Empty means KTSTR_CACHE_DIR and its
+	// fallbacks, read through Getenv.
 	CacheDir string
 
 	// Stderr receives progress and diagnostics; nil means os.Stderr.

@@ -75,9 +75,14 @@ func ExtractFile(ctx context.Context, tarball, parentDir string, progress func(d
 func OpenExtracted(dir string) (*Acquired, error) {
 	acq := &Acquired{Dir: dir, Origin: OriginTarball, IsTemp: true}
 	if err := checkKernelTree(dir, dir); err != nil {
-		top := topLevelNames(dir)
+		var msg string
+		if strings.HasPrefix(filepath.Base(dir), gatheredPrefix) {
+			msg = fmt.Sprintf("the tarball contains no kernel source tree: its top level holds %s, and neither Makefile and Kconfig nor a single directory containing them — pass a kernel source tarball", topLevelNames(dir))
+		} else {
+			msg = fmt.Sprintf("the tarball contains no kernel source tree: its top-level directory %s/ has no Makefile and Kconfig (it holds %s) — pass a kernel source tarball", filepath.Base(dir), topLevelNames(dir))
+		}
 		acq.Cleanup()
-		return nil, fmt.Errorf("the tarball contains no kernel source tree: its top level (%s) has no Makefile and Kconfig — pass a kernel source tarball, one top-level directory containing the tree", top)
+		return nil, errors.New(msg)
 	}
 	version, err := ReadMakefileVersion(dir)
 	if err != nil {
@@ -274,6 +279,10 @@ func topLevelNames(dir string) string {
 	return strings.Join(names, ", ")
 }
 
+// gatheredPrefix starts the name of the directory into which topDirectory
+// moves a tarball's several top-level entries.
+const gatheredPrefix = "tree-"
+
 // topDirectory returns the tree top inside tmp: its only entry when that is
 // a directory, else a new directory into which every top-level entry moves.
 func topDirectory(tmp string) (string, error) {
@@ -287,7 +296,7 @@ func topDirectory(tmp string) (string, error) {
 	if len(entries) == 1 && entries[0].IsDir() {
 		return filepath.Join(tmp, entries[0].Name()), nil
 	}
-	top, err := os.MkdirTemp(tmp, "tree-")
+	top, err := os.MkdirTemp(tmp, gatheredPrefix)
 	if err != nil {
 		return "", err
 	}

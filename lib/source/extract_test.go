@@ -537,8 +537,12 @@ func TestExtractFileNotKernel(t *testing.T) {
 	data := buildTar(t, []tarEntry{{name: "project/README", typeflag: tar.TypeReg, body: "hi"}})
 	tarball := writeTarball(t, t.TempDir(), CompressionGzip, data)
 	parent := t.TempDir()
-	if _, err := ExtractFile(context.Background(), tarball, parent, nil); err == nil || !strings.Contains(err.Error(), "no kernel source tree") {
+	_, err := ExtractFile(context.Background(), tarball, parent, nil)
+	if err == nil || !strings.Contains(err.Error(), "no kernel source tree") {
 		t.Fatalf("err = %v, want a no-kernel-tree error", err)
+	}
+	if !strings.Contains(err.Error(), "directory project/ has no Makefile and Kconfig (it holds README)") {
+		t.Errorf("err = %v, want it to name project/ and its content", err)
 	}
 	assertEmptyDir(t, parent)
 }
@@ -555,7 +559,7 @@ func TestExtractFileTwoTopDirsNamed(t *testing.T) {
 	if err == nil {
 		t.Fatal("a tarball with two top-level directories was taken as a kernel tree")
 	}
-	for _, want := range []string{"linux-6.12/", "patches/", "one top-level directory"} {
+	for _, want := range []string{"linux-6.12/", "patches/", "neither Makefile and Kconfig nor a single directory"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

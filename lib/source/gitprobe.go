@@ -24,9 +24,9 @@ type GitState struct {
 	Dirty    bool
 	Hash     string // first 7 hex digits of HEAD; "" when not clean or not git
 	FullHash string // HEAD's full commit id; "" when HEAD is unborn or not git
-	// TracksConfig reports whether the index lists the tree's top-level
-	// .config. Configuring the kernel rewrites that file and makes the tree dirty.
-	TracksConfig bool
+	// OnlyConfigDirty reports that the tree's only change is an unstaged edit
+	// of its top-level .config, tracked in git, which configuring rewrites.
+	OnlyConfigDirty bool
 }
 
 // ProbeGit returns the git state of the tree at dir, a repository's
@@ -93,20 +93,14 @@ func ProbeGit(dir string) (GitState, error) {
 		return GitState{IsGit: false, Dirty: true}, nil
 	}
 
-	configName := ".config"
-	if prefix != "" {
-		configName = prefix + "/.config"
-	}
-	tracksConfig := slices.ContainsFunc(entries, func(e indexEntry) bool { return e.name == configName })
-
 	commit, unborn, err := resolveHead(r, head, repo.gitDir)
 	if err != nil {
 		return GitState{}, err
 	}
 	if unborn {
-		return GitState{IsGit: true, Dirty: true, TracksConfig: tracksConfig}, nil
+		return GitState{IsGit: true, Dirty: true}, nil
 	}
-	state := GitState{IsGit: true, FullHash: commit.String(), TracksConfig: tracksConfig}
+	state := GitState{IsGit: true, FullHash: commit.String()}
 
 	store := newObjectStore(filepath.Join(commonDir(repo.gitDir), "objects"), 0)
 	defer store.close()
@@ -126,12 +120,39 @@ func ProbeGit(dir string) (GitState, error) {
 		if err != nil {
 			return GitState{}, err
 		}
+		if dirty {
+			state.OnlyConfigDirty, err = onlyConfigDirty(repo.worktree, entries, prefix, idx, policy)
+			if err != nil {
+				return GitState{}, err
+			}
+		}
 	}
 	state.Dirty = dirty
 	if !dirty {
 		state.Hash = state.FullHash[:7]
 	}
 	return state, nil
+}
+
+// onlyConfigDirty reports whether the tree's top-level .config is tracked
+// and is the only file that differs from the index. It runs a second lstat
+// pass, so ProbeGit calls it only for a dirty tree.
+func onlyConfigDirty(worktree string, entries []indexEntry, prefix string, idx *gitIndex, policy statPolicy) (bool, error) {
+	configName := ".config"
+	if prefix != "" {
+		configName = prefix + "/.config"
+	}
+	at := slices.IndexFunc(entries, func(e indexEntry) bool { return e.name == configName })
+	if at < 0 {
+		return false, nil
+	}
+	configDirty, err := checkWorktree(worktree, entries[at:at+1], idx, policy)
+	if err != nil || !configDirty {
+		return false, err
+	}
+	others := slices.Delete(slices.Clone(entries), at, at+1)
+	othersDirty, err := checkWorktree(worktree, others, idx, policy)
+	return !othersDirty, err
 }
 
 // repository is a discovered repository: the worktree top and the git

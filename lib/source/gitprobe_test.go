@@ -295,29 +295,40 @@ func TestProbeGitSubdirectory(t *testing.T) {
 	assertDirty(t, sub)
 }
 
-func TestProbeGitTracksConfig(t *testing.T) {
+func TestProbeGitOnlyConfigDirty(t *testing.T) {
 	repo := newRepo(t)
-	if probe(t, repo).TracksConfig {
-		t.Error("a repository without .config is reported to track it")
+	writeFile(t, filepath.Join(repo, "kernel/fork.c"), "int fork = 1;\n")
+	if st := probe(t, repo); !st.Dirty || st.OnlyConfigDirty {
+		t.Errorf("an edit without a tracked .config: state %+v, want dirty and not OnlyConfigDirty", st)
+	}
+	git(t, repo, "checkout", "--", "kernel/fork.c")
+
+	writeFile(t, filepath.Join(repo, ".config"), "CONFIG_A=y\n")
+	writeFile(t, filepath.Join(repo, "kernel/.config"), "CONFIG_B=y\n")
+	git(t, repo, "add", "-f", ".config", "kernel/.config")
+	git(t, repo, "commit", "-q", "-m", "track configs")
+
+	writeFile(t, filepath.Join(repo, ".config"), "CONFIG_A=m\n")
+	if st := probe(t, repo); !st.Dirty || !st.OnlyConfigDirty {
+		t.Errorf("only the tracked .config edited: state %+v, want dirty and OnlyConfigDirty", st)
+	}
+	if st := probe(t, filepath.Join(repo, "kernel")); st.Dirty || st.OnlyConfigDirty {
+		t.Errorf("the kernel subdirectory is untouched: state %+v, want clean", st)
 	}
 
-	// Only the probed tree's own top-level .config counts.
-	writeFile(t, filepath.Join(repo, "kernel/.config"), "CONFIG_A=y\n")
-	writeFile(t, filepath.Join(repo, "drivers/a/.config"), "CONFIG_B=y\n")
-	git(t, repo, "add", "-f", "kernel/.config", "drivers/a/.config")
-	git(t, repo, "commit", "-q", "-m", "track nested configs")
-	if probe(t, repo).TracksConfig {
-		t.Error("a nested .config is taken for the tree's own")
+	writeFile(t, filepath.Join(repo, "kernel/fork.c"), "int fork = 2;\n")
+	if st := probe(t, repo); !st.Dirty || st.OnlyConfigDirty {
+		t.Errorf(".config and kernel/fork.c edited: state %+v, want dirty and not OnlyConfigDirty", st)
 	}
-	if !probe(t, filepath.Join(repo, "kernel")).TracksConfig {
-		t.Error("kernel/.config is not tracked for the kernel subdirectory")
-	}
+	git(t, repo, "checkout", "--", "kernel/fork.c", ".config")
 
-	writeFile(t, filepath.Join(repo, ".config"), "CONFIG_C=y\n")
-	git(t, repo, "add", "-f", ".config")
-	git(t, repo, "commit", "-q", "-m", "track .config")
-	if !probe(t, repo).TracksConfig {
-		t.Error("a committed top-level .config is not reported")
+	// A subdirectory's own .config counts for that subdirectory alone.
+	writeFile(t, filepath.Join(repo, "kernel/.config"), "CONFIG_B=m\n")
+	if st := probe(t, filepath.Join(repo, "kernel")); !st.OnlyConfigDirty {
+		t.Errorf("kernel/.config edited, probed at kernel: state %+v, want OnlyConfigDirty", st)
+	}
+	if st := probe(t, repo); !st.Dirty || st.OnlyConfigDirty {
+		t.Errorf("kernel/.config edited, probed at the top: state %+v, want dirty and not OnlyConfigDirty", st)
 	}
 }
 

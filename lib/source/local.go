@@ -57,8 +57,9 @@ type Acquired struct {
 	IsGit     bool
 	IsTemp    bool         // Dir lives in a temp dir that Cleanup removes
 	Tarball   *TarballFile // set when the tree was extracted from a local tarball
-	// TracksConfig marks a git tree whose index lists its .config.
-	TracksConfig bool
+	// OnlyConfigDirty marks a git tree whose only change is to a .config
+	// tracked in git.
+	OnlyConfigDirty bool
 }
 
 // Cleanup removes the temp tree when IsTemp is set, and does nothing
@@ -133,7 +134,7 @@ func OpenLocal(path string) (*Acquired, error) {
 		Dirty:     state.Dirty,
 		IsGit:     state.IsGit,
 
-		TracksConfig: state.TracksConfig,
+		OnlyConfigDirty: state.OnlyConfigDirty,
 	}, nil
 }
 
