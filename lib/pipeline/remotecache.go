@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/ktstr/ktbuild/lib/cache"
 	"github.com/ktstr/ktbuild/lib/remote"
@@ -64,7 +65,15 @@ func (b *builder) pushRemote(ctx context.Context, e cache.Entry) {
 		b.warnf("could not push %s to the remote cache %s: %v", e.Key, r, err)
 		return
 	}
-	b.say("pushed %s to %s (%s sent, %d blobs already there)", e.Key, pub.Ref, humanSize(pub.Uploaded), pub.Reused)
+	b.say("pushed %s to %s (%s sent, %s already there)", e.Key, pub.Ref, humanSize(pub.Uploaded), blobCount(pub.Reused))
+}
+
+// blobCount returns "1 blob" or "n blobs".
+func blobCount(n int) string {
+	if n == 1 {
+		return "1 blob"
+	}
+	return fmt.Sprintf("%d blobs", n)
 }
 
 // TransferRequest configures Push and Pull of one cache entry.
@@ -73,11 +82,22 @@ type TransferRequest struct {
 	// to, as kernel:path finds it.
 	Key     string
 	Request Request
-	Stdout  io.Writer
+	// Stdout receives the pushed reference or the pulled image path; nil
+	// means os.Stdout. Progress goes to Request.Stderr.
+	Stdout io.Writer
+}
+
+func (r *TransferRequest) stdout() io.Writer {
+	if r.Stdout != nil {
+		return r.Stdout
+	}
+	return os.Stdout
 }
 
 // Push uploads a cached kernel to the remote cache named by
-// KTSTR_REMOTE_CACHE and prints its reference.
+// KTSTR_REMOTE_CACHE and prints its reference. A kernel missing from the
+// local cache is an error that matches ErrNotCached, and a failed upload is
+// a *remote.Error.
 func Push(ctx context.Context, req TransferRequest) error {
 	r, err := remote.FromEnv(req.Request.getenv)
 	if err != nil {
@@ -96,7 +116,7 @@ func Push(ctx context.Context, req TransferRequest) error {
 		if e, ok, err = c.Lookup(req.Key); err != nil {
 			return err
 		} else if !ok {
-			return fmt.Errorf("no cached kernel with key %s in %s — run `mage cache:list` to see the keys", req.Key, c.Root)
+			return fmt.Errorf("cache key %s: %w of %s — run `mage cache:list` to see the keys", req.Key, ErrNotCached, c.Root)
 		}
 	} else {
 		res, err := Path(ctx, req.Request)
@@ -109,13 +129,14 @@ func Push(ctx context.Context, req TransferRequest) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(req.Request.stderr(), "ktbuild: pushed %s (%s sent, %d blobs already there)\n", e.Key, humanSize(pub.Uploaded), pub.Reused)
-	fmt.Fprintln(req.Stdout, pub.Ref)
+	fmt.Fprintf(req.Request.stderr(), "ktbuild: pushed %s (%s sent, %s already there)\n", e.Key, humanSize(pub.Uploaded), blobCount(pub.Reused))
+	fmt.Fprintln(req.stdout(), pub.Ref)
 	return nil
 }
 
 // Pull fetches a kernel from the remote cache into the local one and prints
-// its image path.
+// its image path. A failed download, and a key the registry has no tag for,
+// are a *remote.Error, the latter of kind remote.ErrNotFound.
 func Pull(ctx context.Context, req TransferRequest) error {
 	if req.Key == "" {
 		return fmt.Errorf("cache:pull needs -key=KEY — the remote cache is looked up by cache key")
@@ -139,8 +160,14 @@ func Pull(ctx context.Context, req TransferRequest) error {
 		return err
 	}
 	if !found {
-		return fmt.Errorf("%s has no kernel tagged %s — push it first with `mage cache:push -key=%s` on a machine that has it", r, remote.TagFor(req.Key), req.Key)
+		return &remote.Error{
+			Op:   "pull",
+			Ref:  r.Ref(req.Key),
+			Kind: remote.ErrNotFound,
+			Err:  fmt.Errorf("%s has no kernel tagged %s", r, remote.TagFor(req.Key)),
+			Hint: fmt.Sprintf("push it first with `mage cache:push -key=%s` on a machine that has it", req.Key),
+		}
 	}
-	fmt.Fprintln(req.Stdout, e.ImagePath)
+	fmt.Fprintln(req.stdout(), e.ImagePath)
 	return nil
 }

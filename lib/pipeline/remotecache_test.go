@@ -2,12 +2,18 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/ktstr/ktbuild/internal/fakekernel"
+	"github.com/ktstr/ktbuild/lib/remote"
 	"github.com/ktstr/ktbuild/lib/remote/registrytest"
 )
 
@@ -167,4 +173,164 @@ func TestSilentRegistrySkipsPushAfterPullTimeout(t *testing.T) {
 	if !strings.Contains(out.String(), "not pushing "+res.Key) {
 		t.Errorf("the push waited for the silent registry again:\n%s", out)
 	}
+}
+
+// builtEntry builds a fake kernel into a private cache and returns the
+// request, pointed at reg, and the key.
+func builtEntry(t *testing.T, reg *registrytest.Registry) (Request, *syncBuffer, string) {
+	t.Helper()
+	env := map[string]string{"KTSTR_REMOTE_CACHE": reg.Host + "/kernels"}
+	req, out := testRequest(t, gitTree(t, fakekernel.Options{}), nil)
+	built, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	req.Getenv = func(n string) string { return env[n] }
+	return req, out, built.Key
+}
+
+func TestPushMissingKeyNotCached(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	req, _, _ := builtEntry(t, reg)
+	other := req
+	other.CacheDir = filepath.Join(t.TempDir(), "cache")
+
+	cases := []struct {
+		name string
+		treq TransferRequest
+	}{
+		{"unknown key", TransferRequest{Key: "6.0.0-tarball-x86_64-kc00000000", Request: req}},
+		{"spec not built", TransferRequest{Request: other}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout syncBuffer
+			tc.treq.Stdout = &stdout
+			err := Push(context.Background(), tc.treq)
+			t.Logf("push error: %v", err)
+			if !errors.Is(err, ErrNotCached) {
+				t.Errorf("Push error = %v, want ErrNotCached", err)
+			}
+			if stdout.String() != "" {
+				t.Errorf("a failed push printed %q", stdout.String())
+			}
+		})
+	}
+}
+
+func TestPullMissingTagNotFound(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	env := map[string]string{"KTSTR_REMOTE_CACHE": reg.Host + "/kernels"}
+	req, _ := testRequest(t, "", env)
+	key := "6.0.0-tarball-x86_64-kc00000000"
+
+	err := Pull(context.Background(), TransferRequest{Key: key, Request: req, Stdout: &syncBuffer{}})
+	t.Logf("pull error: %v", err)
+	if !errors.Is(err, remote.ErrNotFound) {
+		t.Errorf("Pull error = %v, want remote.ErrNotFound", err)
+	}
+	var rerr *remote.Error
+	if !errors.As(err, &rerr) {
+		t.Fatalf("Pull error %v is not a *remote.Error", err)
+	}
+	if rerr.Op != "pull" || rerr.Ref != reg.Host+"/kernels:"+key {
+		t.Errorf("Op, Ref = %q, %q, want pull and the missing reference", rerr.Op, rerr.Ref)
+	}
+	if !strings.Contains(err.Error(), "cache:push -key="+key) {
+		t.Errorf("error does not suggest cache:push of the key: %v", err)
+	}
+}
+
+// redirectStdio points os.Stdout and os.Stderr at files until the test
+// ends and returns their paths. The package's tests do not run in
+// parallel, so no other test writes there meanwhile.
+func redirectStdio(t *testing.T) (stdout, stderr string) {
+	t.Helper()
+	dir := t.TempDir()
+	oldOut, oldErr := os.Stdout, os.Stderr
+	outFile, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errFile, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout, os.Stderr = outFile, errFile
+	t.Cleanup(func() {
+		os.Stdout, os.Stderr = oldOut, oldErr
+		outFile.Close()
+		errFile.Close()
+	})
+	return outFile.Name(), errFile.Name()
+}
+
+func TestPushPullNilWriters(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	req, _, key := builtEntry(t, reg)
+	req.Stderr = nil
+	stdout, stderr := redirectStdio(t)
+
+	if err := Push(context.Background(), TransferRequest{Key: key, Request: req}); err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	empty := req
+	empty.CacheDir = filepath.Join(t.TempDir(), "cache")
+	if err := Pull(context.Background(), TransferRequest{Key: key, Request: empty}); err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+
+	out := readFile(t, stdout)
+	if !strings.Contains(out, reg.Host+"/kernels:") {
+		t.Errorf("stdout %q lacks the pushed reference", out)
+	}
+	if !strings.Contains(out, empty.CacheDir) {
+		t.Errorf("stdout %q lacks the pulled image under %s", out, empty.CacheDir)
+	}
+	if errOut := readFile(t, stderr); !strings.Contains(errOut, "pushed "+key) {
+		t.Errorf("stderr %q lacks the push summary", errOut)
+	}
+}
+
+// TestPushOneBlobReused removes the layers from the registry's storage, so
+// the second push finds only metadata.json there.
+func TestPushOneBlobReused(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	req, out, key := builtEntry(t, reg)
+	treq := TransferRequest{Key: key, Request: req, Stdout: &syncBuffer{}}
+	if err := Push(context.Background(), treq); err != nil {
+		t.Fatalf("first push: %v", err)
+	}
+	if !strings.Contains(out.String(), "0 blobs already there") {
+		t.Errorf("first push summary, want 0 blobs already there:\n%s", out)
+	}
+
+	for _, l := range storedManifest(t, reg, remote.TagFor(key)).Layers {
+		if err := os.RemoveAll(filepath.Dir(reg.BlobPath(l.Digest.String()))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.Reset()
+	if err := Push(context.Background(), treq); err != nil {
+		t.Fatalf("second push: %v", err)
+	}
+	if !strings.Contains(out.String(), " sent, 1 blob already there)") {
+		t.Errorf("second push summary, want 1 blob already there:\n%s", out)
+	}
+}
+
+// storedManifest reads the manifest of tag in the repository "kernels"
+// straight from the registry's storage.
+func storedManifest(t *testing.T, reg *registrytest.Registry, tag string) ocispec.Manifest {
+	t.Helper()
+	link := filepath.Join(reg.Storage, "docker", "registry", "v2", "repositories", "kernels", "_manifests", "tags", tag, "current", "link")
+	dgst := strings.TrimSpace(readFile(t, link))
+	var m ocispec.Manifest
+	if err := json.Unmarshal([]byte(readFile(t, reg.BlobPath(dgst))), &m); err != nil {
+		t.Fatalf("manifest %s: %v", dgst, err)
+	}
+	if len(m.Layers) == 0 {
+		t.Fatalf("manifest %s has no layers", dgst)
+	}
+	return m
 }

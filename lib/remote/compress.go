@@ -104,9 +104,9 @@ func decompressBlob(rc io.Reader, desc ocispec.Descriptor, dst string, want int6
 	verifyErr := verifier.Verify()
 	switch {
 	case errors.Is(verifyErr, content.ErrMismatchedDigest), errors.Is(verifyErr, content.ErrTrailingData):
-		return corruptf(corruptHint, "blob %s does not match its digest (%v)", desc.Digest, verifyErr)
+		return corruptf(damagedHint("pull", desc.Digest), "blob %s does not match its digest (%v)", desc.Digest, verifyErr)
 	case errors.Is(verifyErr, io.ErrUnexpectedEOF):
-		return corruptf(corruptHint, "blob %s ended before its %d bytes", desc.Digest, desc.Size)
+		return corruptf(damagedHint("pull", desc.Digest), "blob %s ended before its %d bytes", desc.Digest, desc.Size)
 	case verifyErr != nil:
 		return verifyErr
 	case copyErr != nil:
@@ -125,6 +125,6 @@ func sizeText(n, want int64) string {
 }
 
 const (
-	corruptHint = "push the entry again from a machine that has it, because the registry's copy is damaged (nothing was stored locally)"
+	missingHint = "push the entry again from a machine that has it, because the registry lost the blob (nothing was stored locally)"
 	repushHint  = "push the entry again, because the artifact was damaged before the upload (nothing was stored locally)"
 )

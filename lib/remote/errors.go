@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/opencontainers/go-digest"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
@@ -26,6 +27,8 @@ var (
 	ErrAuth = errors.New("registry authorization failed")
 	// ErrCorrupt means a blob does not match its digest or size, or does
 	// not decompress. Nothing is stored locally when a pull fails with it.
+	// A push fails with it when the registry keeps a damaged copy of a blob
+	// even after the blob is uploaded again.
 	ErrCorrupt = errors.New("corrupt artifact")
 	// ErrInvalidArtifact means the tag holds something other than a
 	// kernel entry pushed by this package.
@@ -34,16 +37,22 @@ var (
 	// respond, or a transfer stopped moving, within the Options timeouts.
 	ErrTimeout = errors.New("registry timed out")
 	// ErrInterrupted means the connection broke in the middle of a
-	// response, so a blob arrived incomplete. Retrying may succeed, because
-	// the registry's copy was not shown to be damaged.
+	// transfer: a downloaded blob arrived incomplete, or an upload was cut
+	// off after the registry had responded to earlier requests. Retrying may
+	// succeed, because the registry's copy was not shown to be damaged.
 	ErrInterrupted = errors.New("transfer interrupted")
+	// ErrNotFound means the registry has no artifact under the tag of the
+	// requested key. Remote.Pull reports that as found=false without an
+	// error, so this kind comes from callers that turn a miss into an
+	// error, such as pipeline.Pull.
+	ErrNotFound = errors.New("artifact not found")
 )
 
 // Error is a failed push or pull.
 type Error struct {
 	Op   string // "push" or "pull"
 	Ref  string // the artifact, host[:port]/path:tag
-	Kind error  // ErrUnreachable, ErrAuth, ErrCorrupt, ErrInvalidArtifact, ErrTimeout, ErrInterrupted, or nil when none fits
+	Kind error  // ErrUnreachable, ErrAuth, ErrCorrupt, ErrInvalidArtifact, ErrTimeout, ErrInterrupted, ErrNotFound, or nil when none fits
 	Err  error  // the cause
 	Hint string // next step for the operator, or "" when there is none to give
 }
@@ -124,6 +133,36 @@ func (r *Remote) interruptHint(op string) string {
 	return hint
 }
 
+// damagedHint is the next step after the registry's copy of the blob dgst
+// turned out damaged. CNCF distribution 2.8 (Debian's docker-registry)
+// keeps its file for a digest when that digest is uploaded again, and a
+// DELETE of the blob through the API only unlinks it from the repository,
+// so the file itself must go before a push can repair it.
+func damagedHint(op string, dgst digest.Digest) string {
+	var hint string
+	if op == "pull" {
+		hint = fmt.Sprintf("the registry's copy is damaged and a push may not replace it, so delete blob %s from the registry, then push the entry again from a machine that has it", dgst)
+	} else {
+		hint = fmt.Sprintf("delete blob %s from the registry, then push again", dgst)
+	}
+	hint += " (on a CNCF distribution registry such as docker-registry, remove the directory " + distributionBlobDir(dgst) +
+		" under its storage root, or delete every manifest that uses the blob and run the registry's garbage-collect command"
+	if op == "pull" {
+		hint += "; nothing was stored locally"
+	}
+	return hint + ")"
+}
+
+// distributionBlobDir returns the directory, relative to the storage root,
+// in which CNCF distribution's filesystem driver keeps the blob dgst.
+func distributionBlobDir(dgst digest.Digest) string {
+	algo, hex := dgst.Algorithm().String(), dgst.Encoded()
+	if len(hex) < 2 {
+		return "docker/registry/v2/blobs/" + algo
+	}
+	return "docker/registry/v2/blobs/" + algo + "/" + hex[:2] + "/" + hex
+}
+
 // interrupted reports the transport error cause that cut a blob download
 // short. A stall or a cancelled context keeps its own kind.
 func (r *Remote) interrupted(subject string, cause error) error {
@@ -136,6 +175,33 @@ func (r *Remote) interrupted(subject string, cause error) error {
 		err:  fmt.Errorf("the connection broke while downloading %s: %w", subject, cause),
 		hint: r.interruptHint("pull"),
 	}
+}
+
+// uploadInterrupted returns err, the failure of an upload that started
+// after the registry had responded, as an ErrInterrupted when the
+// connection broke. A stall, a timeout, a cancelled context, a refused
+// connection or an HTTP error response is returned as it is, so it keeps
+// its own kind.
+func (r *Remote) uploadInterrupted(err error) error {
+	var stall *stallError
+	var resp *errcode.ErrorResponse
+	var netErr net.Error
+	switch {
+	case errors.As(err, &stall), errors.As(err, &resp),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &netErr) && netErr.Timeout(),
+		errors.Is(err, syscall.ECONNREFUSED), errors.As(err, new(*net.DNSError)):
+		return err
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.As(err, new(*net.OpError)):
+		return &kindError{
+			kind: ErrInterrupted,
+			err:  fmt.Errorf("the connection broke in the middle of the upload: %w", err),
+			hint: r.interruptHint("push"),
+		}
+	}
+	return err
 }
 
 // withDeadline runs f under ctx with the RequestTimeout deadline added. An

@@ -13,7 +13,6 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
-	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
 
@@ -98,17 +97,28 @@ func (r *Remote) Pull(ctx context.Context, key string, c *cache.Cache) (cache.En
 // fetchManifest returns the manifest tagged for key, or found=false when
 // the tag or the repository does not exist.
 func (r *Remote) fetchManifest(ctx context.Context, key string) (ocispec.Manifest, bool, error) {
-	desc, data, err := oras.FetchBytes(ctx, r.repo, TagFor(key), oras.FetchBytesOptions{MaxBytes: maxManifestBytes})
+	// Fetching by hand, not with oras.FetchBytes, keeps the descriptor when
+	// the bytes do not match it, so the error can name the digest.
+	desc, rc, err := r.repo.FetchReference(ctx, TagFor(key))
 	switch {
 	case errors.Is(err, errdef.ErrNotFound):
 		return ocispec.Manifest{}, false, nil
-	case errors.Is(err, content.ErrMismatchedDigest):
-		return ocispec.Manifest{}, false, corruptf(corruptHint, "the manifest does not match its digest %s", desc.Digest)
+	case err != nil:
+		return ocispec.Manifest{}, false, err
+	}
+	defer rc.Close()
+	otherHint := fmt.Sprintf("point %s at a repository that holds only the kernel cache", EnvRepository)
+	if desc.Size > maxManifestBytes {
+		return ocispec.Manifest{}, false, invalidf(otherHint, "the manifest %s is %d bytes, more than the %d allowed", desc.Digest, desc.Size, maxManifestBytes)
+	}
+	data, err := content.ReadAll(rc, desc)
+	switch {
+	case errors.Is(err, content.ErrMismatchedDigest), errors.Is(err, content.ErrTrailingData):
+		return ocispec.Manifest{}, false, corruptf(damagedHint("pull", desc.Digest), "the manifest does not match its digest %s", desc.Digest)
 	case err != nil:
 		return ocispec.Manifest{}, false, err
 	}
 
-	otherHint := fmt.Sprintf("point %s at a repository that holds only the kernel cache", EnvRepository)
 	if desc.MediaType != ocispec.MediaTypeImageManifest {
 		return ocispec.Manifest{}, false, invalidf(otherHint, "the tag names a %s, not an OCI image manifest", desc.MediaType)
 	}
@@ -134,9 +144,9 @@ func (r *Remote) fetchMetadata(ctx context.Context, desc ocispec.Descriptor) (ca
 	rc, err := r.repo.Blobs().Fetch(ctx, desc)
 	switch {
 	case errors.Is(err, errdef.ErrNotFound):
-		return cache.Metadata{}, corruptf(corruptHint, "metadata.json blob %s is missing from the registry", desc.Digest)
+		return cache.Metadata{}, corruptf(missingHint, "metadata.json blob %s is missing from the registry", desc.Digest)
 	case isSizeMismatch(err):
-		return cache.Metadata{}, corruptf(corruptHint, "metadata.json blob %s is not the %d bytes the manifest lists: %v", desc.Digest, desc.Size, err)
+		return cache.Metadata{}, corruptf(damagedHint("pull", desc.Digest), "metadata.json blob %s is not the %d bytes the manifest lists: %v", desc.Digest, desc.Size, err)
 	case err != nil:
 		return cache.Metadata{}, err
 	}
@@ -147,7 +157,7 @@ func (r *Remote) fetchMetadata(ctx context.Context, desc ocispec.Descriptor) (ca
 	case err != nil && body.err != nil:
 		return cache.Metadata{}, r.interrupted("metadata.json", body.err)
 	case errors.Is(err, content.ErrMismatchedDigest), errors.Is(err, content.ErrTrailingData), errors.Is(err, io.ErrUnexpectedEOF):
-		return cache.Metadata{}, corruptf(corruptHint, "metadata.json blob %s does not match its digest (%v)", desc.Digest, err)
+		return cache.Metadata{}, corruptf(damagedHint("pull", desc.Digest), "metadata.json blob %s does not match its digest (%v)", desc.Digest, err)
 	case err != nil:
 		return cache.Metadata{}, err
 	}
@@ -192,10 +202,10 @@ func (r *Remote) download(ctx context.Context, desc ocispec.Descriptor, dst stri
 
 	rc, err := r.repo.Blobs().Fetch(ctx, desc)
 	if errors.Is(err, errdef.ErrNotFound) {
-		return corruptf(corruptHint, "blob %s (%s) is missing from the registry", desc.Digest, name)
+		return corruptf(missingHint, "blob %s (%s) is missing from the registry", desc.Digest, name)
 	}
 	if isSizeMismatch(err) {
-		return corruptf(corruptHint, "blob %s (%s) is not the %d bytes the manifest lists: %v", desc.Digest, name, desc.Size, err)
+		return corruptf(damagedHint("pull", desc.Digest), "blob %s (%s) is not the %d bytes the manifest lists: %v", desc.Digest, name, desc.Size, err)
 	}
 	if err != nil {
 		return fmt.Errorf("download %s: %w", name, err)

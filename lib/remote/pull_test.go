@@ -194,6 +194,7 @@ func TestPullTamperedBlob(t *testing.T) {
 	}{
 		{"vmlinux same size", vmlinuxLayer, overwriteRandom},
 		{"vmlinux truncated", vmlinuxLayer, truncateHalf},
+		{"image eight bytes", imageLayer, damageToEightBytes},
 		{"image same size", imageLayer, overwriteRandom},
 		{"metadata same size", func(m ocispec.Manifest) ocispec.Descriptor { return m.Config }, overwriteRandom},
 	}
@@ -221,6 +222,13 @@ func TestPullTamperedBlob(t *testing.T) {
 			if !strings.Contains(err.Error(), blob.Digest.String()) {
 				t.Errorf("error does not name the blob %s: %v", blob.Digest, err)
 			}
+			// A push alone does not replace the registry's copy, so the
+			// advice must be to delete the blob first.
+			for _, want := range []string{"delete blob " + blob.Digest.String(), distributionBlobDir(blob.Digest), "nothing was stored locally"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not contain %q", want)
+				}
+			}
 			if found {
 				t.Error("found = true for a corrupt artifact")
 			}
@@ -231,6 +239,40 @@ func TestPullTamperedBlob(t *testing.T) {
 				t.Errorf("pull left %v in the cache root", left)
 			}
 		})
+	}
+}
+
+func TestPullDamagedManifest(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	r := newRemote(t, reg, "")
+	ctx := testContext(t)
+	pub, err := r.Publish(ctx, storeEntry(t, openCache(t), testKey, smallEntry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Still valid JSON of the same size, so only the digest check detects it.
+	path := reg.BlobPath(pub.Manifest.String())
+	data := mustRead(t, path)
+	damaged := bytes.Replace(data, []byte(`"x86_64"`), []byte(`"x86_65"`), 1)
+	if bytes.Equal(damaged, data) {
+		t.Fatalf("the manifest has no arch annotation to damage:\n%s", data)
+	}
+	if err := os.WriteFile(path, damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	_, found, err := r.Pull(ctx, testKey, openCache(t))
+	t.Logf("pull error: %v", err)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Pull error = %v, want ErrCorrupt", err)
+	}
+	if found {
+		t.Error("found = true for a damaged manifest")
+	}
+	for _, want := range []string{"the manifest does not match its digest " + pub.Manifest.String(), "delete blob " + pub.Manifest.String()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not contain %q", want)
+		}
 	}
 }
 

@@ -70,7 +70,8 @@ func (r *Remote) Push(ctx context.Context, e cache.Entry) error {
 // holds the entry's shared lock while it compresses the files into a
 // scratch directory under the cache root, so a concurrent store of the same
 // key waits for it. The upload itself runs without the lock. Blobs the
-// registry already has, by digest, are not uploaded again.
+// registry already has, with the same digest and size, are not uploaded
+// again.
 func (r *Remote) Publish(ctx context.Context, e cache.Entry) (Published, error) {
 	ref := r.Ref(e.Key)
 	if err := cache.ValidateKey(e.Key); err != nil {
@@ -212,7 +213,7 @@ func (r *Remote) upload(ctx context.Context, art *artifact, tag string) (Publish
 		return r.repo.PushReference(ctx, manifest, bytes.NewReader(data), tag)
 	})
 	if err != nil {
-		return Published{}, fmt.Errorf("upload the manifest: %w", err)
+		return Published{}, fmt.Errorf("upload the manifest: %w", r.uploadInterrupted(err))
 	}
 	pub.Manifest = manifest.Digest
 	return pub, nil
@@ -227,19 +228,20 @@ func (p *Published) count(desc ocispec.Descriptor, sent bool) {
 }
 
 // pushBlob uploads desc, read from what open returns, unless the registry
-// has it already. It reports whether it sent the blob.
+// has a blob of that digest and size already. It reports whether it sent
+// the blob.
+//
+// A stored blob of another size is damaged, so pushBlob uploads it again
+// and checks that the registry replaced it.
+//
+// NOTE: a damaged stored blob of the right size passes as present, because
+// only downloading it would tell. A pull reports it as ErrCorrupt.
 func (r *Remote) pushBlob(ctx context.Context, desc ocispec.Descriptor, open func() (io.ReadCloser, error)) (bool, error) {
-	blobs := r.repo.Blobs()
-	var exists bool
-	err := r.withDeadline(ctx, "the lookup of blob "+desc.Digest.String(), func(ctx context.Context) error {
-		var err error
-		exists, err = blobs.Exists(ctx, desc)
-		return err
-	})
+	stored, found, err := r.blobSize(ctx, desc)
 	if err != nil {
 		return false, err
 	}
-	if exists {
+	if found && stored == desc.Size {
 		return false, nil
 	}
 
@@ -247,10 +249,46 @@ func (r *Remote) pushBlob(ctx context.Context, desc ocispec.Descriptor, open fun
 	if err != nil {
 		return false, err
 	}
-	err = blobs.Push(ctx, desc, body)
+	err = r.repo.Blobs().Push(ctx, desc, body)
 	body.Close()
 	if err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
+		return false, r.uploadInterrupted(err)
+	}
+	if !found {
+		return true, nil
+	}
+
+	after, found, err := r.blobSize(ctx, desc)
+	if err != nil {
 		return false, err
 	}
+	if !found {
+		return false, fmt.Errorf("blob %s is missing from the registry right after its upload — push again, and if it keeps failing check the registry's logs", desc.Digest)
+	}
+	if after != desc.Size {
+		return false, corruptf(damagedHint("push", desc.Digest),
+			"the registry's copy of blob %s is damaged: it is %d bytes, expected %d, and uploading the blob again did not replace it",
+			desc.Digest, after, desc.Size)
+	}
 	return true, nil
+}
+
+// blobSize returns the size the registry reports for the blob desc, and
+// found=false when the registry does not have it.
+func (r *Remote) blobSize(ctx context.Context, desc ocispec.Descriptor) (size int64, found bool, err error) {
+	err = r.withDeadline(ctx, "the lookup of blob "+desc.Digest.String(), func(ctx context.Context) error {
+		stored, err := r.repo.Blobs().Resolve(ctx, desc.Digest.String())
+		switch {
+		case errors.Is(err, errdef.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		size, found = stored.Size, true
+		return nil
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return size, found, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -167,6 +168,14 @@ type faultProxy struct {
 	delay time.Duration
 	// blobs maps a digest to the fault served instead of that blob.
 	blobs map[string]fault
+	// cutUpload, when it returns true for a PUT, makes the proxy read half
+	// of the request body and then drop the connection.
+	cutUpload func(r *http.Request) bool
+
+	// staleSizes maps a digest to the size that the first HEAD of that blob
+	// reports instead of the registry's.
+	staleSizes map[string]int64
+	mu         sync.Mutex
 }
 
 // fault serves the blob data wrongly; the headers announce all of it.
@@ -190,6 +199,22 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(p.delay):
 		case <-r.Context().Done():
+			return
+		}
+	}
+	if r.Method == http.MethodPut && p.cutUpload != nil && p.cutUpload(r) {
+		io.CopyN(io.Discard, r.Body, r.ContentLength/2)
+		panic(http.ErrAbortHandler)
+	}
+	if _, dgst, ok := strings.Cut(r.URL.Path, "/blobs/"); ok && r.Method == http.MethodHead {
+		p.mu.Lock()
+		size, stale := p.staleSizes[dgst]
+		delete(p.staleSizes, dgst)
+		p.mu.Unlock()
+		if stale {
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+			w.Header().Set("Docker-Content-Digest", dgst)
+			w.WriteHeader(http.StatusOK)
 			return
 		}
 	}

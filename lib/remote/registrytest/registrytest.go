@@ -51,9 +51,11 @@ type Registry struct {
 	// empty otherwise.
 	Username, Password string
 
-	cmd  *exec.Cmd
-	logs *logBuffer
-	done chan struct{}
+	bin    string // the registry binary
+	config string // the registry's config.yml
+	cmd    *exec.Cmd
+	logs   *logBuffer
+	done   chan struct{}
 }
 
 // listenRe matches the log line in which the registry names the address it
@@ -74,6 +76,8 @@ func Start(t testing.TB, opts Options) *Registry {
 
 	dir := t.TempDir()
 	r := &Registry{
+		bin:      bin,
+		config:   filepath.Join(dir, "config.yml"),
 		Storage:  filepath.Join(dir, "storage"),
 		Username: opts.Username,
 		Password: opts.Password,
@@ -88,12 +92,11 @@ func Start(t testing.TB, opts Options) *Registry {
 		htpasswd = filepath.Join(dir, "htpasswd")
 		writeHtpasswd(t, htpasswd, opts.Username, opts.Password)
 	}
-	config := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(config, []byte(configYAML(r.Storage, htpasswd)), 0o644); err != nil {
+	if err := os.WriteFile(r.config, []byte(configYAML(r.Storage, htpasswd)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	r.cmd = exec.Command(bin, "serve", config)
+	r.cmd = exec.Command(bin, "serve", r.config)
 	r.cmd.Dir = dir
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := r.cmd.StderrPipe()
@@ -239,6 +242,17 @@ func (r *Registry) BlobPath(dgst string) string {
 		return ""
 	}
 	return filepath.Join(r.Storage, "docker", "registry", "v2", "blobs", algo, hex[:2], hex, "data")
+}
+
+// GarbageCollect runs the registry's garbage collector on its storage,
+// which deletes the blobs that no manifest references. It runs while the
+// registry serves, so the test must not push or delete meanwhile.
+func (r *Registry) GarbageCollect(t testing.TB) {
+	t.Helper()
+	out, err := exec.Command(r.bin, "garbage-collect", r.config).CombinedOutput()
+	if err != nil {
+		t.Fatalf("registrytest: %s garbage-collect: %v\n%s", r.bin, err, out)
+	}
 }
 
 // WriteDockerConfig writes dir/config.json holding the registry's account
