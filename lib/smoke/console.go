@@ -103,12 +103,24 @@ func lastLines(text string, n int) []string {
 	return out
 }
 
-// panicLines returns the lines around the first kernel panic in text: a few
-// before it, which usually name the cause, and the panic line and what
-// follows up to the end-of-panic line or a fixed count. It returns nil when
-// text holds no panic.
+// causeMarkers start the first line of an oops report: the kernel's own
+// "Oops:"/"BUG:" headers, the pre-6.2 trap names and the arm64 forms.
+var causeMarkers = []string{
+	"Oops:", "BUG:", "kernel BUG at", "general protection fault",
+	"invalid opcode:", "int3: ", "Unable to handle kernel", "Internal error:",
+}
+
+// pcMarkers start the line naming the faulting instruction: RIP on x86_64,
+// pc on arm64.
+var pcMarkers = []string{"RIP:", "pc : "}
+
+// panicLines returns the lines that explain the first kernel panic in text,
+// or nil when text contains no panic. They are the first oops up to its RIP
+// (or pc) line, which name the cause and the faulting function, then a few
+// lines before the panic line, and the panic line with what follows up to
+// the end-of-panic line or a fixed count.
 func panicLines(text string) []string {
-	const before, after = 10, 24
+	const before, after, causeMax = 10, 24, 8
 	lines := strings.Split(strings.ReplaceAll(text, "\r", ""), "\n")
 	at := -1
 	for i, l := range lines {
@@ -122,21 +134,57 @@ func panicLines(text string) []string {
 	}
 
 	var out []string
-	for i := max(0, at-before); i < at; i++ {
+	keep := func(i int) {
 		if strings.TrimSpace(lines[i]) != "" {
 			out = append(out, lines[i])
 		}
 	}
-	for i := at; i < len(lines) && i <= at+after; i++ {
-		if strings.TrimSpace(lines[i]) == "" {
-			continue
+	from := max(0, at-before)
+	// The first oops is the cause. Later ones, and the register dump right
+	// before the panic, are often its consequences.
+	if cause := firstLine(lines[:from], causeMarkers); cause >= 0 {
+		i := cause
+		for ; i < from && i < cause+causeMax; i++ {
+			keep(i)
+			if containsAny(lines[i], pcMarkers) {
+				i++
+				break
+			}
 		}
-		out = append(out, lines[i])
+		if i < from {
+			out = append(out, "[...]")
+		}
+	}
+	for i := from; i < at; i++ {
+		keep(i)
+	}
+	for i := at; i < len(lines) && i <= at+after; i++ {
+		keep(i)
 		if strings.Contains(lines[i], "end Kernel panic") {
 			break
 		}
 	}
 	return out
+}
+
+// firstLine returns the index of the first line containing one of markers,
+// or -1.
+func firstLine(lines, markers []string) int {
+	for i, l := range lines {
+		if containsAny(l, markers) {
+			return i
+		}
+	}
+	return -1
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 func indent(lines []string) string {

@@ -74,6 +74,10 @@ func kvmUsable(m machine, devKVM string) error {
 	return f.Close()
 }
 
+// tcgAccel is the -accel value for TCG boots: still a multi-CPU guest, but
+// its vCPUs take turns on one host thread (checked on QEMU 7.2).
+const tcgAccel = "tcg,thread=single"
+
 // bootArgs holds what varies between QEMU invocations of one machine.
 type bootArgs struct {
 	accel     string
@@ -89,13 +93,19 @@ type bootArgs struct {
 // network, disk or display, and its serial console is QEMU's stdout; a
 // guest reboot ends QEMU (-no-reboot), which panic=-1 turns a panic into.
 func qemuArgs(m machine, a bootArgs) []string {
-	cpu := "max"
-	if a.accel == "kvm" {
+	cpu, accel := "max", a.accel
+	switch a.accel {
+	case "kvm":
 		cpu = "host"
+	case "tcg":
+		// Multi-threaded TCG can run a stale int3 that the kernel's text
+		// patching already removed, and the guest oopses. One host thread
+		// for all vCPUs keeps their view of patched code coherent.
+		accel = tcgAccel
 	}
 	args := []string{
 		"-M", m.board,
-		"-accel", a.accel,
+		"-accel", accel,
 		"-cpu", cpu,
 		"-smp", strconv.Itoa(a.cpus),
 		"-m", strconv.Itoa(a.memoryMiB),

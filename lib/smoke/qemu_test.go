@@ -11,9 +11,9 @@ func TestQEMUArgs(t *testing.T) {
 		want        []string // consecutive argument pairs expected in the list
 		cmdline     string
 	}{
-		{"x86_64", "tcg", []string{"-M pc", "-accel tcg", "-cpu max", "-smp 2", "-m 512", "-serial stdio", "-kernel /k", "-initrd /i"}, "console=ttyS0 panic=-1 rdinit=/init"},
+		{"x86_64", "tcg", []string{"-M pc", "-accel tcg,thread=single", "-cpu max", "-smp 2", "-m 512", "-serial stdio", "-kernel /k", "-initrd /i"}, "console=ttyS0 panic=-1 rdinit=/init"},
 		{"x86_64", "kvm", []string{"-accel kvm", "-cpu host"}, "console=ttyS0 panic=-1 rdinit=/init"},
-		{"aarch64", "tcg", []string{"-M virt", "-accel tcg", "-cpu max"}, "console=ttyAMA0 panic=-1 rdinit=/init"},
+		{"aarch64", "tcg", []string{"-M virt", "-accel tcg,thread=single", "-cpu max"}, "console=ttyAMA0 panic=-1 rdinit=/init"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.arch+"/"+tt.accel, func(t *testing.T) {

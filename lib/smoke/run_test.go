@@ -109,6 +109,39 @@ func TestRunPanicShowsLines(t *testing.T) {
 	}
 }
 
+// TestRunPanicNamesOopsAndLog has a guest print the captured console of a
+// real oops, so the error must show the oops and RIP lines that sit far
+// above the panic, and name the log that holds the rest.
+func TestRunPanicNamesOopsAndLog(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("testdata/int3-oops.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := writeImage(t, strings.ReplaceAll(string(raw), "\n", "\r\n"))
+	logPath := filepath.Join(t.TempDir(), "console.log")
+
+	_, err = Run(context.Background(), Options{
+		Image: image, Accel: "tcg", Timeout: 30 * time.Second,
+		LogPath: logPath, CacheDir: testCacheDir,
+	})
+	if err == nil {
+		t.Fatal("Run of a panicking guest succeeded")
+	}
+	for _, want := range []string{"panicked", "Oops: int3", "RIP: 0010:sched_clock_cpu+0x9/0x190", "Fatal exception in interrupt", "full console log: " + logPath} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "smpboot_thread_fn") {
+		t.Errorf("console log %s lacks the call trace", logPath)
+	}
+}
+
 // TestRunReportWithoutSchedExt feeds Run the report line of a kernel without
 // sched_ext, printed by a crafted guest. realkernel_test.go boots a real
 // kernel without sched_ext when one is given.

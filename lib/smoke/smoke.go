@@ -98,9 +98,10 @@ func (o Options) withDefaults() Options {
 //
 // The error is nil only when the guest reported both sched_ext
 // (/sys/kernel/sched_ext) and BTF (/sys/kernel/btf/vmlinux). Otherwise it is
-// one message: the missing options by their CONFIG_ names, the panic lines
-// of a kernel panic, or the last console lines of a guest that timed out
-// (and was killed) or ended without a report. The Report is filled as far
+// one message: the missing options by their CONFIG_ names, the oops and
+// panic lines of a kernel panic, or the last console lines of a guest that
+// timed out (and was killed) or ended without a report. Messages that quote
+// the console end with LogPath when it is set. The Report is filled as far
 // as the boot got, also when the error is not nil.
 func Run(ctx context.Context, opts Options) (Report, error) {
 	opts = opts.withDefaults()
@@ -200,23 +201,27 @@ func verdict(ctx context.Context, rep *Report, res attempt, opts Options, m mach
 		return perr
 	}
 
+	var fullLog string
+	if opts.LogPath != "" {
+		fullLog = "\nfull console log: " + opts.LogPath
+	}
 	if pl := panicLines(res.console); pl != nil {
-		return fmt.Errorf("smoke: kernel %s panicked under %s:\n%s", opts.Image, rep.Accel, indent(pl))
+		return fmt.Errorf("smoke: kernel %s panicked under %s:\n%s%s", opts.Image, rep.Accel, indent(pl), fullLog)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("smoke: boot of %s cancelled: %w", opts.Image, ctx.Err())
 	}
 	last := indent(lastLines(res.console, 15))
 	if res.timedOut {
-		return fmt.Errorf("smoke: boot of %s under %s timed out after %s with no report, guest killed — last console lines:\n%s\nraise the timeout if the guest was still booting, or check the kernel's console options (console=%s)",
-			opts.Image, rep.Accel, opts.Timeout, last, m.console)
+		return fmt.Errorf("smoke: boot of %s under %s timed out after %s with no report, guest killed — last console lines:\n%s%s\nraise the timeout if the guest was still booting, or check the kernel's console options (console=%s)",
+			opts.Image, rep.Accel, opts.Timeout, last, fullLog, m.console)
 	}
 	qemuErr := strings.TrimSpace(res.stderr)
 	if qemuErr != "" {
 		qemuErr = "\nqemu: " + qemuErr
 	}
-	return fmt.Errorf("smoke: %s exited (%v) under %s without a report from the guest — last console lines:\n%s%s",
-		m.binary, res.exitErr, rep.Accel, last, qemuErr)
+	return fmt.Errorf("smoke: %s exited (%v) under %s without a report from the guest — last console lines:\n%s%s%s",
+		m.binary, res.exitErr, rep.Accel, last, qemuErr, fullLog)
 }
 
 // planAccel returns the accelerators to try in order, and a note when auto
