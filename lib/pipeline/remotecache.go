@@ -108,7 +108,7 @@ func Push(ctx context.Context, req TransferRequest) error {
 	}
 	var e cache.Entry
 	if req.Key != "" {
-		c, err := openCache(req.Request.CacheDir, false)
+		c, err := openCacheEnv(req.Request.CacheDir, req.Request.Getenv, false)
 		if err != nil {
 			return err
 		}
@@ -151,7 +151,7 @@ func Pull(ctx context.Context, req TransferRequest) error {
 	if r == nil {
 		return fmt.Errorf("%s is not set — set it to the registry repository that contains the kernels", remote.EnvRepository)
 	}
-	c, err := openCache(req.Request.CacheDir, false)
+	c, err := openCacheEnv(req.Request.CacheDir, req.Request.Getenv, false)
 	if err != nil {
 		return err
 	}

@@ -117,7 +117,7 @@ func smokeTarget(ctx context.Context, req *Request) (Result, error) {
 		return Path(ctx, *req)
 	}
 	// Opened read-only because booting must work from a read-only cache mount.
-	c, err := openCache(req.CacheDir, true)
+	c, err := openCacheEnv(req.CacheDir, req.Getenv, true)
 	if err != nil {
 		return Result{}, err
 	}
