@@ -283,7 +283,8 @@ func printTable(w io.Writer, entries []cache.ListEntry, rows []listRow) {
 	fmt.Fprintln(tw, "KEY\tVERSION\tSOURCE\tARCH\tAGE\tSIZE\tTAGS")
 	for i, row := range rows {
 		if row.Status != "valid" {
-			fmt.Fprintf(tw, "%s\tcorrupt (%s)\t%s\t\t\t%s\t\n", row.Key, row.CorruptKind, row.CorruptReason, humanSize(row.SizeBytes))
+			// The reason goes last, where its length widens no column.
+			fmt.Fprintf(tw, "%s\tcorrupt (%s)\t\t\t\t%s\t%s\n", row.Key, row.CorruptKind, humanSize(row.SizeBytes), row.CorruptReason)
 			continue
 		}
 		m := entries[i].Entry.Meta

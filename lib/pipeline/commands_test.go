@@ -96,6 +96,9 @@ func TestListShowsTagsAndCorruptEntries(t *testing.T) {
 	if !strings.Contains(lines[2], "corrupt (truncated)") {
 		t.Errorf("corrupt row should come last, classed truncated: %q", lines[2])
 	}
+	if gap := strings.Index(lines[0], "ARCH") - strings.Index(lines[0], "SOURCE"); gap > 20 {
+		t.Errorf("the corrupt row's reason widens the SOURCE column to %d characters:\n%s", gap, stdout.String())
+	}
 	if !strings.Contains(stderr.String(), "extra kconfig:") {
 		t.Errorf("no legend for the extra kconfig tag on stderr: %q", stderr.String())
 	}
