@@ -1122,3 +1122,24 @@ func TestBuildLogsPathIsFile(t *testing.T) {
 		t.Errorf("error %q does not say to move the file at .logs", err)
 	}
 }
+
+func TestBuildTarballStoreFailureFails(t *testing.T) {
+	tree := fakekernel.New(t, fakekernel.Options{})
+	// A bzImage without its boot magic is built fine and refused by the store.
+	makefile := filepath.Join(tree, "Makefile")
+	writeFile(t, makefile, strings.Replace(readFile(t, makefile), `\nHdrS\n`, `\nXXXX\n`, 1))
+	tarball := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
+	tarTree(t, tree, "linux-6.12.0", tarball)
+	req, out := testRequest(t, tarball, nil)
+
+	res, err := Build(context.Background(), req)
+	if err == nil {
+		t.Fatalf("a tarball build whose store failed succeeded with %s, a path in a removed tree\n%s", res.ImagePath, out)
+	}
+	if !strings.Contains(err.Error(), "not cached") || !strings.Contains(err.Error(), "temporary") {
+		t.Errorf("error %q does not say the kernel was not cached and why that fails the build", err)
+	}
+	if names := tempTrees(t, req.CacheDir); len(names) != 0 {
+		t.Errorf("temp trees left in the cache: %v", names)
+	}
+}

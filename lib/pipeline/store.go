@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -12,9 +13,11 @@ import (
 	"github.com/ktstr/ktbuild/lib/source"
 )
 
-// store writes the built kernel into the cache. A failed store is only a
-// warning: the kernel in the source tree is still good, so the build
-// succeeds and points at it.
+// store writes the built kernel into the cache. A failed store of a local
+// tree's kernel is only a warning: the kernel in the tree is still good, so
+// the build succeeds and points at it. A temporary tree (extracted or
+// cloned) is removed when the build ends, and a cancelled build must not
+// succeed, so both are errors.
 func (b *builder) store(ctx context.Context, acq *acquired, out *built) (Result, error) {
 	start := time.Now()
 	meta := b.metadata(acq, out)
@@ -29,6 +32,12 @@ func (b *builder) store(ctx context.Context, acq *acquired, out *built) (Result,
 	}
 	e, err := b.cache.Store(ctx, req)
 	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return Result{}, fmt.Errorf("the build was stopped while storing %s: %w", acq.key, ctxErr)
+		}
+		if acq.src.IsTemp {
+			return Result{}, fmt.Errorf("the kernel was built but not cached: %w — its source tree is temporary and is removed now, so fix that (for example free space in %s) and run kernel:build again", err, b.cache.Root)
+		}
 		b.say("warning: the kernel was built but not cached: %v — using %s from the source tree", err, out.image)
 		return Result{Key: acq.key, ImagePath: out.image}, nil
 	}
