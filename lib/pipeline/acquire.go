@@ -142,6 +142,9 @@ func (b *builder) acquireLocal(path string) (*acquired, *Result, error) {
 	}
 	hit, err := b.cached(acq.key)
 	if err != nil || hit != nil {
+		if _, pending, _ := b.pendingUserConfig(src.Dir); hit != nil && pending {
+			b.say("note: an earlier build was killed while it configured %s, so its .config is half-written — the next build that configures the tree (-force) restores it", src.Dir)
+		}
 		return nil, hit, err
 	}
 	return acq, nil, nil
@@ -154,6 +157,14 @@ func (b *builder) acquireLocal(path string) (*acquired, *Result, error) {
 // machine). A .config ktbuild rewrote from a user's keeps that user's key.
 func (b *builder) localKey(src *source.Acquired) (string, error) {
 	plain := cache.LocalKey(src.GitHash, b.arch, "", b.suffix())
+	// A build killed mid-configure left a half-written .config, which the
+	// next compile replaces with the config it started from.
+	if user, pending, err := b.pendingUserConfig(src.Dir); pending {
+		if err != nil || user == "" || b.req.Clean {
+			return plain, err
+		}
+		return cache.LocalKey(src.GitHash, b.arch, user, b.suffix()), nil
+	}
 	configPath := filepath.Join(src.Dir, ".config")
 	crc, err := cache.FileCRC32(configPath)
 	if errors.Is(err, os.ErrNotExist) {

@@ -401,11 +401,11 @@ func openCacheEnv(dir string, getenv func(string) string, readOnly bool) (*cache
 
 // CleanRequest configures Clean.
 type CleanRequest struct {
-	Keep           *int // nil: no valid entry is kept
-	CorruptOnly    bool
-	Force          bool
-	CacheDir       string
-	Stdin          *os.File
+	Keep        *int // nil: no valid entry is kept
+	CorruptOnly bool
+	Force       bool
+	CacheDir    string
+	Stdin       *os.File
 	// Stdout and Stderr take the plan and the progress. nil means os.Stdout
 	// and os.Stderr.
 	Stdout, Stderr io.Writer

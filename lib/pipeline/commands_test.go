@@ -2,10 +2,10 @@ package pipeline
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -26,9 +26,10 @@ func TestMain(m *testing.M) {
 
 func runBuilder(spec string) int {
 	res, err := Build(context.Background(), Request{
-		Spec:       spec,
-		CacheDir:   os.Getenv("KTBUILD_TEST_CACHE"),
-		llcLockDir: os.Getenv("KTBUILD_TEST_LLC_DIR"),
+		Spec:         spec,
+		CacheDir:     os.Getenv("KTBUILD_TEST_CACHE"),
+		ExtraKconfig: os.Getenv("KTBUILD_TEST_EXTRA"),
+		llcLockDir:   os.Getenv("KTBUILD_TEST_LLC_DIR"),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

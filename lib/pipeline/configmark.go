@@ -93,6 +93,98 @@ func (b *builder) setAsideStaleConfig(dir string) error {
 	return nil
 }
 
+// configPendingName is the file in a local tree that exists while configure
+// rewrites .config. It contains the kconfig suffix and the CRC32 of the
+// user's .config the build started from ("-" for none). A build killed
+// mid-configure leaves it, so the next build can tell .config is half-written.
+const configPendingName = ".ktbuild-config.pending"
+
+// configPending is the content of the pending file.
+type configPending struct {
+	suffix, userConfig string
+}
+
+func readConfigPending(dir string) (configPending, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, configPendingName))
+	if err != nil {
+		return configPending{}, false
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 {
+		// An unreadable record still means configure was cut short.
+		return configPending{userConfig: "?"}, true
+	}
+	p := configPending{suffix: fields[0], userConfig: fields[1]}
+	if p.userConfig == "-" {
+		p.userConfig = ""
+	}
+	return p, true
+}
+
+// beginConfigure records that configure is about to rewrite dir's .config,
+// which started from the user's .config with CRC32 user ("" for none).
+func (b *builder) beginConfigure(dir, user string) {
+	if user == "" {
+		user = "-"
+	}
+	path := filepath.Join(dir, configPendingName)
+	if err := os.WriteFile(path, []byte(b.suffix()+" "+user+"\n"), 0o644); err != nil {
+		b.warnf("cannot record that configure runs in %s: %v — if this build is killed, check .config before the next one", path, err)
+	}
+}
+
+// endConfigure removes the pending record once the marker describes the
+// .config that configure left.
+func endConfigure(dir string) {
+	os.Remove(filepath.Join(dir, configPendingName))
+}
+
+// pendingUserConfig returns the CRC32 of the user's .config that a build
+// killed mid-configure started from ("" for none), when dir holds such a
+// build's half-written .config. It fails when that config cannot be
+// restored, because the copy of it is gone.
+func (b *builder) pendingUserConfig(dir string) (user string, pending bool, err error) {
+	p, ok := readConfigPending(dir)
+	if !ok {
+		return "", false, nil
+	}
+	if b.req.Clean || p.userConfig == "" || savedUserConfig(dir, p.userConfig) {
+		return p.userConfig, true, nil
+	}
+	return "", true, fmt.Errorf("an earlier build in %s was killed while it configured over your own .config, and the copy of yours (%s) is gone or changed — put your .config back, or pass -clean to start from defconfig", dir, userConfigCopyName)
+}
+
+// recoverConfigure undoes the half-written .config of a build killed
+// mid-configure: it restores the user's .config from its copy, or moves
+// .config aside when the build started from defconfig.
+func (b *builder) recoverConfigure(dir string) error {
+	user, pending, err := b.pendingUserConfig(dir)
+	if err != nil || !pending {
+		return err
+	}
+	configPath := filepath.Join(dir, ".config")
+	crc, err := fileCRC(configPath)
+	if err != nil {
+		return err
+	}
+	if crc != "" && (user == "" || crc != user) {
+		old := configPath + ".ktbuild-old"
+		if err := os.Rename(configPath, old); err != nil {
+			return fmt.Errorf("cannot move the half-written .config aside: %w", err)
+		}
+		if user == "" || b.req.Clean {
+			b.say("an earlier build was killed while it configured this tree — moved its half-written .config to %s and configuring afresh", old)
+		} else {
+			if err := copyFile(filepath.Join(dir, userConfigCopyName), configPath); err != nil {
+				return fmt.Errorf("cannot restore your .config from %s: %w — copy it to .config by hand", userConfigCopyName, err)
+			}
+			b.say("an earlier build was killed while it configured this tree — moved its half-written .config to %s and restored your own from %s", old, userConfigCopyName)
+		}
+	}
+	endConfigure(dir)
+	return nil
+}
+
 // markConfig writes the config marker for the tree's .config when configure
 // changed it from the one with CRC32 before. A failure is a warning.
 func (b *builder) markConfig(dir, before, user string) {

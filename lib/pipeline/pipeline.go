@@ -258,12 +258,16 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err err
 	local := acq.src.Origin == source.OriginLocal && !acq.src.IsTemp
 	var before, user string // CRC32s of the .config before configure and of the user's own
 	if local {
+		if err := b.recoverConfigure(dir); err != nil {
+			return nil, err
+		}
 		if err := b.setAsideStaleConfig(dir); err != nil {
 			return nil, err
 		}
 		if before, user, err = b.userConfig(dir, acq); err != nil {
 			return nil, err
 		}
+		b.beginConfigure(dir, user)
 	}
 
 	start := time.Now()
@@ -276,6 +280,7 @@ func (b *builder) compile(ctx context.Context, acq *acquired) (_ *built, err err
 		// Mark the .config as ktbuild's now, so a build that fails after
 		// configure does not leave it to pass for the user's own.
 		b.markConfig(dir, before, user)
+		endConfigure(dir)
 	}
 	if err != nil {
 		return nil, err

@@ -1143,3 +1143,68 @@ func TestBuildTarballStoreFailureFails(t *testing.T) {
 		t.Errorf("temp trees left in the cache: %v", names)
 	}
 }
+
+func TestBuildRecoversConfigureKilledMidway(t *testing.T) {
+	tree := gitTree(t, fakekernel.Options{})
+	// olddefconfig sleeps first, so the builder can be killed after the
+	// fragments were appended to .config and before it is resolved.
+	makefile := filepath.Join(tree, "Makefile")
+	writeFile(t, makefile, strings.Replace(readFile(t, makefile), "olddefconfig:\n", "olddefconfig:\n\t@sleep $${FAKE_CFG_DELAY:-0}\n", 1))
+	gitRun(t, tree, "commit", "-q", "-a", "-m", "slow olddefconfig")
+	writeUserConfig(t, tree)
+	userConfig := readFile(t, filepath.Join(tree, ".config"))
+	req, out := testRequest(t, tree, nil)
+	first, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build with your .config: %v\n%s", err, out)
+	}
+
+	extra := fragmentFile(t, "extra.kconfig", "CONFIG_FAKE_CHILD=y\n")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "KTBUILD_TEST_BUILDER_SPEC="+tree, "KTBUILD_TEST_CACHE="+req.CacheDir,
+		"KTBUILD_TEST_LLC_DIR="+t.TempDir(), "KTBUILD_TEST_EXTRA="+extra, "FAKE_CFG_DELAY=3", "KTSTR_CPU_CAP=")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(readFile(t, filepath.Join(tree, ".config")), "CONFIG_FAKE_CHILD=y") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !strings.Contains(readFile(t, filepath.Join(tree, ".config")), "CONFIG_FAKE_CHILD=y") {
+		t.Fatal("the killed build never appended its fragment to .config")
+	}
+
+	out.Reset()
+	again, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("build after the killed one: %v\n%s", err, out)
+	}
+	if again.Key != first.Key {
+		t.Errorf("key %s after the killed build, want %s (your .config's)", again.Key, first.Key)
+	}
+	if got := readFile(t, filepath.Join(tree, userConfigCopyName)); got != userConfig {
+		t.Errorf("the copy of your .config was overwritten:\n%s", got)
+	}
+	if !strings.Contains(out.String(), "half-written") {
+		t.Errorf("the cache hit does not mention the half-written .config:\n%s", out)
+	}
+
+	// With -force the tree is configured again, from your .config.
+	req.Force = true
+	out.Reset()
+	forced, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("forced build: %v\n%s", err, out)
+	}
+	if forced.Key != first.Key || forced.Entry == nil || *forced.Entry.Meta.ConfigHash != *first.Entry.Meta.ConfigHash {
+		t.Errorf("forced build: key %s, entry %+v, want %s with config_hash %s", forced.Key, forced.Entry, first.Key, *first.Entry.Meta.ConfigHash)
+	}
+	if config := readFile(t, filepath.Join(tree, ".config")); strings.Contains(config, "CONFIG_FAKE_CHILD=y") {
+		t.Errorf("the killed build's fragment is still in .config after the forced build")
+	}
+	if _, err := os.Stat(filepath.Join(tree, configPendingName)); !os.IsNotExist(err) {
+		t.Errorf("%s is left after the forced build: %v", configPendingName, err)
+	}
+}
