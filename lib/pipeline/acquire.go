@@ -230,7 +230,15 @@ func (b *builder) acquireTarball(ctx context.Context, path string) (*acquired, *
 	}
 	if key != "" {
 		if hit := b.pullRemote(ctx, key); hit != nil {
-			return nil, hit, nil
+			same, err := sameTarball(hit, origin)
+			if err != nil {
+				return nil, nil, err
+			}
+			if same {
+				return nil, hit, nil
+			}
+			b.say("the remote cache's %s was built from another tarball of this version — building from %s", key, origin.Path)
+			b.remoteMissed = key
 		}
 	}
 
@@ -318,21 +326,28 @@ func (b *builder) tarballKeyHit(ctx context.Context, origin cache.TarballOrigin)
 	if err != nil || hit == nil {
 		return nil, key, err
 	}
-	// The same version from a different tarball, such as Debian's source
-	// and kernel.org's release, shares the key, so the file must match too.
+	same, err := sameTarball(hit, origin)
+	if err != nil || !same {
+		return nil, key, err
+	}
+	b.say("cache entry %s was built from %s, a copy of this tarball (same SHA-256) — using it", key, hit.Entry.Meta.Tarball.Path)
+	return hit, key, nil
+}
+
+// sameTarball reports whether the entry of hit was built from a tarball of
+// the same size and SHA-256 as origin's file. The same version from a
+// different tarball, such as Debian's source and kernel.org's release,
+// shares the key, so the key alone does not tell.
+func sameTarball(hit *Result, origin cache.TarballOrigin) (bool, error) {
 	built := hit.Entry.Meta.Tarball
 	if built == nil || built.Size != origin.Size || built.SHA256 == "" {
-		return nil, key, nil
+		return false, nil
 	}
 	sum, err := fileSHA256(origin.Path)
 	if err != nil {
-		return nil, "", fmt.Errorf("cannot read kernel tarball %s: %w", origin.Path, err)
+		return false, fmt.Errorf("cannot read kernel tarball %s: %w", origin.Path, err)
 	}
-	if sum != built.SHA256 {
-		return nil, key, nil
-	}
-	b.say("cache entry %s was built from %s, a copy of this tarball (same SHA-256) — using it", key, built.Path)
-	return hit, key, nil
+	return sum == built.SHA256, nil
 }
 
 func fileSHA256(path string) (string, error) {

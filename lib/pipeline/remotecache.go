@@ -32,11 +32,14 @@ func (b *builder) remoteCache() *remote.Remote {
 // local miss. Any failure is a warning and the build goes on.
 func (b *builder) pullRemote(ctx context.Context, key string) *Result {
 	r := b.remoteCache()
-	if r == nil || b.req.Force || key == b.remoteMissed {
+	if r == nil || b.req.Force || key == b.remoteMissed || b.remoteTimedOut {
 		return nil
 	}
 	e, found, err := r.Pull(ctx, key, b.cache)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// The build stops at its next step, so "building it" would mislead.
+		return nil
 	case err != nil:
 		b.warnf("could not pull %s from the remote cache %s: %v — building it", key, r, err)
 		b.remoteTimedOut = errors.Is(err, remote.ErrTimeout)

@@ -139,6 +139,43 @@ func TestPushAndPullTargets(t *testing.T) {
 	}
 }
 
+func TestRemoteEntryOfOtherTarballNotServed(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	env := map[string]string{"KTSTR_REMOTE_CACHE": reg.Host + "/kernels"}
+	tree := fakekernel.New(t, fakekernel.Options{})
+	first := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
+	tarTree(t, tree, "linux-6.12.0", first)
+	// The same version, repacked with one more file, as a distribution's
+	// source tarball differs from kernel.org's.
+	writeFile(t, filepath.Join(tree, "init", "changelog"), "linux (6.12.0-1) unstable\n")
+	other := filepath.Join(t.TempDir(), "linux-source-6.12.tar.gz")
+	tarTree(t, tree, "linux-6.12.0", other)
+
+	pushReq, out := testRequest(t, first, env)
+	pushed, err := Build(context.Background(), pushReq)
+	if err != nil {
+		t.Fatalf("first machine: %v\n%s", err, out)
+	}
+
+	req, out2 := testRequest(t, other, env)
+	res, err := Build(context.Background(), req)
+	if err != nil {
+		t.Fatalf("second machine: %v\n%s", err, out2)
+	}
+	if res.Key != pushed.Key {
+		t.Fatalf("the two tarballs should share key %s, got %s", pushed.Key, res.Key)
+	}
+	if res.Cached {
+		t.Errorf("the kernel of another tarball was served from the remote cache:\n%s", out2)
+	}
+	if !strings.Contains(out2.String(), "built from another tarball") {
+		t.Errorf("no note that the remote entry came from another tarball:\n%s", out2)
+	}
+	if res.Entry == nil || res.Entry.Meta.Tarball == nil || res.Entry.Meta.Tarball.Path != other {
+		t.Errorf("the stored entry does not name %s as its tarball: %+v", other, res.Entry)
+	}
+}
+
 func TestSilentRegistrySkipsPushAfterPullTimeout(t *testing.T) {
 	// A registry that accepts connections and never responds.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -157,8 +194,10 @@ func TestSilentRegistrySkipsPushAfterPullTimeout(t *testing.T) {
 		}
 	}()
 	env := map[string]string{"KTSTR_REMOTE_CACHE": l.Addr().String() + "/kernels"}
-	tree := gitTree(t, fakekernel.Options{})
-	req, out := testRequest(t, tree, env)
+	// A tarball build asks the remote cache before and after extraction.
+	tarball := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
+	tarTree(t, fakekernel.New(t, fakekernel.Options{}), "linux-6.12.0", tarball)
+	req, out := testRequest(t, tarball, env)
 
 	res, err := Build(context.Background(), req)
 	if err != nil {
@@ -166,6 +205,9 @@ func TestSilentRegistrySkipsPushAfterPullTimeout(t *testing.T) {
 	}
 	if res.Entry == nil {
 		t.Errorf("build with a silent registry was not stored locally")
+	}
+	if n := strings.Count(out.String(), "could not pull"); n != 1 {
+		t.Errorf("want one pull that timed out, got %d:\n%s", n, out)
 	}
 	if !strings.Contains(out.String(), "timed out") {
 		t.Errorf("no warning that the pull timed out:\n%s", out)
