@@ -322,6 +322,13 @@ func (c *Cache) sweep(key, own string, warn func(string, ...any)) {
 	}
 }
 
+// SweepStores removes the .tmp-{key}-{pid} directories of stores whose
+// process is gone and whose entry lock is free, such as a store killed by
+// SIGKILL. Store runs the same sweep for its own key.
+func (c *Cache) SweepStores(warn func(string, ...any)) {
+	c.sweep("", "", warn)
+}
+
 // removeOrphan removes the store directory name of key unless another
 // process holds key's entry lock. locked means the caller holds it already.
 func (c *Cache) removeOrphan(name, key string, locked bool, warn func(string, ...any)) {

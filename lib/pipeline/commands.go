@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/ktstr/ktbuild/lib/gitsrc"
 	"github.com/ktstr/ktbuild/lib/kbuild"
 	"github.com/ktstr/ktbuild/lib/kernelorg"
+	"github.com/ktstr/ktbuild/lib/remote"
 	"github.com/ktstr/ktbuild/lib/smoke"
 	"github.com/ktstr/ktbuild/lib/source"
 )
@@ -349,6 +352,46 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
+// sweepLeftovers removes what killed builds, stores, pushes and pulls left
+// under the cache root, none of which a live process holds, and returns how
+// many directories went. Entries are not touched.
+func sweepLeftovers(c *cache.Cache, out io.Writer) int {
+	before := leftoverDirs(c.Root)
+	warn := func(format string, args ...any) { fmt.Fprintf(out, "warning: "+format+"\n", args...) }
+	b := &builder{cache: c, out: out}
+	b.sweepWorkDirs()
+	c.SweepStores(warn)
+	remote.SweepScratch(c, warn)
+	swept := 0
+	for _, name := range before {
+		if _, err := os.Lstat(filepath.Join(c.Root, name)); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		swept++
+		// The work directory sweep names what it removes itself.
+		if !strings.HasPrefix(name, workPrefix) {
+			fmt.Fprintf(out, "removed %s, left by an interrupted store, push or pull\n", filepath.Join(c.Root, name))
+		}
+	}
+	return swept
+}
+
+// leftoverDirs lists the work, store and scratch directories in root.
+func leftoverDirs(root string) []string {
+	dirents, err := os.ReadDir(root)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, d := range dirents {
+		name := d.Name()
+		if d.IsDir() && (strings.HasPrefix(name, workPrefix) || strings.HasPrefix(name, ".tmp-") || strings.HasPrefix(name, ".remote-")) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // orStdout returns w, or os.Stdout when w is nil.
 func orStdout(w io.Writer) io.Writer {
 	if w == nil {
@@ -426,6 +469,7 @@ func Clean(ctx context.Context, req CleanRequest) error {
 	if err != nil {
 		return err
 	}
+	swept := sweepLeftovers(c, req.Stderr)
 	opts := cache.CleanOptions{Keep: -1, CorruptOnly: req.CorruptOnly}
 	if req.Keep != nil {
 		opts.Keep = *req.Keep
@@ -435,7 +479,9 @@ func Clean(ctx context.Context, req CleanRequest) error {
 		return err
 	}
 	if len(doomed) == 0 {
-		fmt.Fprintln(req.Stderr, "nothing to remove")
+		if swept == 0 {
+			fmt.Fprintln(req.Stderr, "nothing to remove")
+		}
 		return nil
 	}
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ktstr/ktbuild/internal/fakekernel"
+	"github.com/ktstr/ktbuild/lib/flock"
 	"github.com/ktstr/ktbuild/lib/kernelorg/kernelorgtest"
 )
 
@@ -311,5 +312,51 @@ func TestPathDirtyTreeNotCached(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "uncommitted changes") {
 		t.Errorf("path of a dirty tree: want a message naming the uncommitted changes, got %v", err)
+	}
+}
+
+func TestCleanSweepsLeftovers(t *testing.T) {
+	root := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := strconvItoa(gone.Process.Pid)
+	leftovers := []string{
+		workPrefix + dead + "-0123456789ab",
+		".tmp-6.12.0-tarball-x86_64-kcb7244b33-" + dead,
+		".remote-0123456789abcdef",
+	}
+	// A push in progress holds its scratch directory's lock.
+	live := ".remote-fedcba9876543210"
+	for _, name := range append([]string{live, ".locks"}, leftovers...) {
+		if err := os.MkdirAll(filepath.Join(root, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, name, "partial"), "half-written\n")
+	}
+	lock, err := flock.TryLock(filepath.Join(root, ".locks", live+".lock"), flock.Exclusive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+
+	var stderr bytes.Buffer
+	if err := Clean(context.Background(), CleanRequest{CacheDir: root, Force: true, Stdout: io.Discard, Stderr: &stderr}); err != nil {
+		t.Fatalf("clean: %v\n%s", err, stderr.String())
+	}
+	for _, name := range leftovers {
+		if _, err := os.Stat(filepath.Join(root, name)); !os.IsNotExist(err) {
+			t.Errorf("leftover %s is still there after kernel:clean: %v", name, err)
+		}
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("kernel:clean does not name the removed %s:\n%s", name, stderr.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, live)); err != nil {
+		t.Errorf("the scratch directory of a live push was removed: %v", err)
+	}
+	if strings.Contains(stderr.String(), "nothing to remove") {
+		t.Errorf("kernel:clean removed leftovers and still said nothing to remove:\n%s", stderr.String())
 	}
 }

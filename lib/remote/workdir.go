@@ -62,6 +62,12 @@ func (w *workDir) remove(warn func(string, ...any)) {
 	w.lock.Release()
 }
 
+// SweepScratch removes the .remote-* scratch directories under c's root
+// that no process holds, the leftovers of a push or pull that was killed.
+func SweepScratch(c *cache.Cache, warn func(string, ...any)) {
+	sweepWorkDirs(c, warn)
+}
+
 // sweepWorkDirs removes scratch directories that no process holds, the
 // leftovers of a push or pull that was killed.
 func sweepWorkDirs(c *cache.Cache, warn func(string, ...any)) {
