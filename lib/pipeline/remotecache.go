@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/ktstr/ktbuild/lib/cache"
+	"github.com/ktstr/ktbuild/lib/progress"
 	"github.com/ktstr/ktbuild/lib/remote"
 )
 
@@ -35,7 +37,9 @@ func (b *builder) pullRemote(ctx context.Context, key string) *Result {
 	if r == nil || b.req.Force || key == b.remoteMissed || b.remoteTimedOut {
 		return nil
 	}
-	e, found, err := r.Pull(ctx, key, b.cache)
+	prog := newTransferProgress(func() *progress.Reporter { return b.byteProgress("pull") }, false)
+	e, found, err := r.PullWith(ctx, key, b.cache, remote.TransferOptions{Progress: prog.bytes})
+	prog.end(err)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// The build stops at its next step, so "building it" would mislead.
@@ -63,12 +67,61 @@ func (b *builder) pushRemote(ctx context.Context, e cache.Entry) {
 		b.warnf("not pushing %s: the remote cache %s timed out earlier in this build — run cache:push -key=%s when it answers", e.Key, r, e.Key)
 		return
 	}
-	pub, err := r.Publish(ctx, e)
+	prog := newTransferProgress(func() *progress.Reporter { return b.byteProgress("push") }, true)
+	pub, err := r.PublishWith(ctx, e, remote.TransferOptions{Progress: prog.bytes})
+	prog.end(err)
 	if err != nil {
 		b.warnf("could not push %s to the remote cache %s: %v", e.Key, r, err)
 		return
 	}
 	b.say("pushed %s to %s (%s sent, %s already there)", e.Key, pub.Ref, humanSize(pub.Uploaded), blobCount(pub.Reused))
+}
+
+// transferProgress shows a push or pull as a phase counted in bytes. A
+// lazy one starts its phase at the first report, so a pull that finds no
+// tag prints nothing.
+type transferProgress struct {
+	mu    sync.Mutex
+	start func() *progress.Reporter
+	rep   *progress.Reporter
+}
+
+// newTransferProgress returns a transferProgress that starts its phase
+// with start: at once when eager is set, else at the first report.
+func newTransferProgress(start func() *progress.Reporter, eager bool) *transferProgress {
+	p := &transferProgress{start: start}
+	if eager {
+		p.rep = start()
+	}
+	return p
+}
+
+// bytes is the remote.TransferOptions Progress callback.
+func (p *transferProgress) bytes(done, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rep == nil {
+		p.rep = p.start()
+	}
+	p.rep.Bytes(done, total)
+}
+
+// end ends the phase, if it began, as done or, with err set, as failed.
+func (p *transferProgress) end(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rep != nil {
+		endProgress(p.rep, err)
+	}
+}
+
+// phaseOn returns a function that starts a progress phase on w.
+func phaseOn(w io.Writer, phase string) func() *progress.Reporter {
+	return func() *progress.Reporter {
+		rep := progress.New(w)
+		rep.Phase(phase)
+		return rep
+	}
 }
 
 // blobCount returns "1 blob" or "n blobs".
@@ -128,7 +181,9 @@ func Push(ctx context.Context, req TransferRequest) error {
 		}
 		e = *res.Entry
 	}
-	pub, err := r.Publish(ctx, e)
+	prog := newTransferProgress(phaseOn(req.Request.stderr(), "push"), true)
+	pub, err := r.PublishWith(ctx, e, remote.TransferOptions{Progress: prog.bytes})
+	prog.end(err)
 	if err != nil {
 		return err
 	}
@@ -158,7 +213,9 @@ func Pull(ctx context.Context, req TransferRequest) error {
 	if err != nil {
 		return err
 	}
-	e, found, err := r.Pull(ctx, req.Key, c)
+	prog := newTransferProgress(phaseOn(req.Request.stderr(), "pull"), false)
+	e, found, err := r.PullWith(ctx, req.Key, c, remote.TransferOptions{Progress: prog.bytes})
+	prog.end(err)
 	if err != nil {
 		return err
 	}

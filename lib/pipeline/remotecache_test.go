@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -375,4 +376,59 @@ func storedManifest(t *testing.T, reg *registrytest.Registry, tag string) ocispe
 		t.Fatalf("manifest %s has no layers", dgst)
 	}
 	return m
+}
+
+// transferDone checks that text has the line ending phase, such as
+// "push: done in 0.1s (0.0/0.0 MiB)", with done equal to total.
+func transferDone(t *testing.T, text, phase string) {
+	t.Helper()
+	line := regexpLine(t, text, phase+": done in ")
+	m := regexp.MustCompile(`\((\d+\.\d)/(\d+\.\d) MiB\)$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("%s line %q has no byte count", phase, line)
+	}
+	if m[1] != m[2] {
+		t.Errorf("%s line %q ends before the total", phase, line)
+	}
+}
+
+func TestTransferProgress(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	env := map[string]string{"KTSTR_REMOTE_CACHE": reg.Host + "/kernels"}
+	tree := gitTree(t, fakekernel.Options{})
+
+	first, out := testRequest(t, tree, env)
+	built, err := Build(context.Background(), first)
+	if err != nil {
+		t.Fatalf("first machine: %v\n%s", err, out)
+	}
+	transferDone(t, out.String(), "push")
+	if strings.Contains(out.String(), "pull:") {
+		t.Errorf("a pull that found no tag showed a pull phase:\n%s", out)
+	}
+
+	second, out2 := testRequest(t, tree, env)
+	if _, err := Build(context.Background(), second); err != nil {
+		t.Fatalf("second machine: %v\n%s", err, out2)
+	}
+	transferDone(t, out2.String(), "pull")
+	if !strings.Contains(out2.String(), "pull: started") {
+		t.Errorf("no start of the pull phase:\n%s", out2)
+	}
+
+	// The targets show the same phases on Request.Stderr.
+	req, _ := testRequest(t, tree, env)
+	req.CacheDir = first.CacheDir
+	var stderr syncBuffer
+	req.Stderr = &stderr
+	if err := Push(context.Background(), TransferRequest{Key: built.Key, Request: req, Stdout: &syncBuffer{}}); err != nil {
+		t.Fatalf("cache:push: %v", err)
+	}
+	transferDone(t, stderr.String(), "push")
+	stderr.Reset()
+	req.CacheDir = filepath.Join(t.TempDir(), "cache")
+	if err := Pull(context.Background(), TransferRequest{Key: built.Key, Request: req, Stdout: &syncBuffer{}}); err != nil {
+		t.Fatalf("cache:pull: %v", err)
+	}
+	transferDone(t, stderr.String(), "pull")
 }

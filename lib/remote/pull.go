@@ -36,6 +36,12 @@ const (
 // so a failed pull stores nothing. The pulled metadata is kept as pushed,
 // including vmlinux_stripped.
 func (r *Remote) Pull(ctx context.Context, key string, c *cache.Cache) (cache.Entry, bool, error) {
+	return r.PullWith(ctx, key, c, TransferOptions{})
+}
+
+// PullWith is Pull with options. Its progress callback is not called when
+// the tag does not exist.
+func (r *Remote) PullWith(ctx context.Context, key string, c *cache.Cache, opts TransferOptions) (cache.Entry, bool, error) {
 	ref := r.Ref(key)
 	if err := cache.ValidateKey(key); err != nil {
 		return cache.Entry{}, false, r.wrap("pull", ref, err)
@@ -70,12 +76,20 @@ func (r *Remote) Pull(ctx context.Context, key string, c *cache.Cache) (cache.En
 	}
 	defer work.remove(r.warn)
 
+	// metadata.json is downloaded already, so only the layers remain.
+	total := manifest.Config.Size + image.Size
+	if vmlinux != nil {
+		total += vmlinux.Size
+	}
+	meter := newByteMeter(opts.Progress, total, manifest.Config.Size)
+	meter.report()
+
 	req := cache.StoreRequest{Key: key, Meta: meta, ImagePath: work.path("image"), Warn: r.warn}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return r.download(gctx, image, req.ImagePath) })
+	g.Go(func() error { return r.download(gctx, image, req.ImagePath, meter.blob(image.Size)) })
 	if vmlinux != nil {
 		req.VmlinuxPath = work.path(cache.VmlinuxName)
-		g.Go(func() error { return r.download(gctx, *vmlinux, req.VmlinuxPath) })
+		g.Go(func() error { return r.download(gctx, *vmlinux, req.VmlinuxPath, meter.blob(vmlinux.Size)) })
 	}
 	if err := g.Wait(); err != nil {
 		return cache.Entry{}, false, r.wrap("pull", ref, err)
@@ -192,8 +206,8 @@ func pickLayers(m ocispec.Manifest) (image ocispec.Descriptor, vmlinux *ocispec.
 }
 
 // download fetches the layer desc into the new file dst, decompressed and
-// verified.
-func (r *Remote) download(ctx context.Context, desc ocispec.Descriptor, dst string) error {
+// verified, counting the bytes received into bm.
+func (r *Remote) download(ctx context.Context, desc ocispec.Descriptor, dst string, bm *blobMeter) error {
 	name := desc.Annotations[ocispec.AnnotationTitle]
 	size, err := strconv.ParseInt(desc.Annotations[AnnotationSize], 10, 64)
 	if err != nil || size < 0 {
@@ -211,7 +225,11 @@ func (r *Remote) download(ctx context.Context, desc ocispec.Descriptor, dst stri
 		return fmt.Errorf("download %s: %w", name, err)
 	}
 	defer rc.Close()
-	body := &wireReader{r: rc}
+	var counted io.Reader = rc
+	if bm != nil {
+		counted = &countReader{ReadCloser: rc, b: bm}
+	}
+	body := &wireReader{r: counted}
 	if err := decompressBlob(body, desc, dst, size); err != nil {
 		// A broken connection, not the registry's copy, explains any
 		// mismatch that follows it. A full disk is reported as such.
@@ -221,6 +239,7 @@ func (r *Remote) download(ctx context.Context, desc ocispec.Descriptor, dst stri
 		}
 		return fmt.Errorf("download %s: %w", name, err)
 	}
+	bm.finish()
 	return nil
 }
 

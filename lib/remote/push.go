@@ -73,6 +73,12 @@ func (r *Remote) Push(ctx context.Context, e cache.Entry) error {
 // registry already has, with the same digest and size, are not uploaded
 // again.
 func (r *Remote) Publish(ctx context.Context, e cache.Entry) (Published, error) {
+	return r.PublishWith(ctx, e, TransferOptions{})
+}
+
+// PublishWith is Publish with options. Its progress callback is first
+// called after the files are compressed.
+func (r *Remote) PublishWith(ctx context.Context, e cache.Entry, opts TransferOptions) (Published, error) {
 	ref := r.Ref(e.Key)
 	if err := cache.ValidateKey(e.Key); err != nil {
 		return Published{}, r.wrap("push", ref, err)
@@ -90,7 +96,7 @@ func (r *Remote) Publish(ctx context.Context, e cache.Entry) (Published, error) 
 		return Published{}, r.wrap("push", ref, err)
 	}
 
-	pub, err := r.upload(ctx, art, TagFor(e.Key))
+	pub, err := r.upload(ctx, art, TagFor(e.Key), opts.Progress)
 	if err != nil {
 		return Published{}, r.wrap("push", ref, err)
 	}
@@ -162,12 +168,20 @@ func (r *Remote) pack(ctx context.Context, c *cache.Cache, key string) (*artifac
 	return art, work, nil
 }
 
-// upload sends the blobs the registry lacks, then the manifest under tag.
-func (r *Remote) upload(ctx context.Context, art *artifact, tag string) (Published, error) {
+// upload sends the blobs the registry lacks, then the manifest under tag,
+// reporting the bytes of the blobs to progress when it is not nil.
+func (r *Remote) upload(ctx context.Context, art *artifact, tag string, progress func(done, total int64)) (Published, error) {
 	var pub Published
 	config := content.NewDescriptorFromBytes(MetadataMediaType, art.metadata)
+	total := config.Size
+	for _, l := range art.layers {
+		total += l.desc.Size
+	}
+	meter := newByteMeter(progress, total, 0)
+	meter.report()
+
 	pub.Size += config.Size
-	sent, err := r.pushBlob(ctx, config, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(art.metadata)), nil })
+	sent, err := r.pushBlob(ctx, config, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(art.metadata)), nil }, meter.blob(config.Size))
 	if err != nil {
 		return Published{}, fmt.Errorf("upload metadata.json: %w", err)
 	}
@@ -176,7 +190,7 @@ func (r *Remote) upload(ctx context.Context, art *artifact, tag string) (Publish
 	layers := make([]ocispec.Descriptor, 0, len(art.layers))
 	for _, l := range art.layers {
 		pub.Size += l.desc.Size
-		sent, err := r.pushBlob(ctx, l.desc, func() (io.ReadCloser, error) { return os.Open(l.file.path) })
+		sent, err := r.pushBlob(ctx, l.desc, func() (io.ReadCloser, error) { return os.Open(l.file.path) }, meter.blob(l.desc.Size))
 		if err != nil {
 			return Published{}, fmt.Errorf("upload %s: %w", l.desc.Annotations[ocispec.AnnotationTitle], err)
 		}
@@ -229,19 +243,21 @@ func (p *Published) count(desc ocispec.Descriptor, sent bool) {
 
 // pushBlob uploads desc, read from what open returns, unless the registry
 // has a blob of that digest and size already. It reports whether it sent
-// the blob.
+// the blob. bm counts the bytes the registry takes, and the whole blob when
+// it had the blob already.
 //
 // A stored blob of another size is damaged, so pushBlob uploads it again
 // and checks that the registry replaced it.
 //
 // NOTE: a damaged stored blob of the right size passes as present, because
 // only downloading it would tell. A pull reports it as ErrCorrupt.
-func (r *Remote) pushBlob(ctx context.Context, desc ocispec.Descriptor, open func() (io.ReadCloser, error)) (bool, error) {
+func (r *Remote) pushBlob(ctx context.Context, desc ocispec.Descriptor, open func() (io.ReadCloser, error), bm *blobMeter) (bool, error) {
 	stored, found, err := r.blobSize(ctx, desc)
 	if err != nil {
 		return false, err
 	}
 	if found && stored == desc.Size {
+		bm.finish()
 		return false, nil
 	}
 
@@ -249,11 +265,16 @@ func (r *Remote) pushBlob(ctx context.Context, desc ocispec.Descriptor, open fun
 	if err != nil {
 		return false, err
 	}
+	if bm != nil {
+		body = &countReader{ReadCloser: body, b: bm}
+	}
 	err = r.repo.Blobs().Push(ctx, desc, body)
 	body.Close()
 	if err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
 		return false, r.uploadInterrupted(err)
 	}
+	// The registry may report that it has the blob before it reads all of it.
+	bm.finish()
 	if !found {
 		return true, nil
 	}
