@@ -54,18 +54,27 @@ func TestSecondMachinePullsInsteadOfCompiling(t *testing.T) {
 	}
 }
 
-func TestSecondMachinePullsTarballWithoutExtracting(t *testing.T) {
+// pushedTarball starts a loopback registry, packs a fake tree and builds
+// it as a first machine would, pushing the kernel. It returns the remote
+// cache's environment, the tree, the tarball and the build's result.
+func pushedTarball(t *testing.T) (map[string]string, string, string, Result) {
+	t.Helper()
 	reg := registrytest.Start(t, registrytest.Options{})
 	env := map[string]string{"KTSTR_REMOTE_CACHE": reg.Host + "/kernels"}
 	tree := fakekernel.New(t, fakekernel.Options{})
 	tarball := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
 	tarTree(t, tree, "linux-6.12.0", tarball)
 
-	first, out := testRequest(t, tarball, env)
-	built, err := Build(context.Background(), first)
+	req, out := testRequest(t, tarball, env)
+	built, err := Build(context.Background(), req)
 	if err != nil {
 		t.Fatalf("first machine: %v\n%s", err, out)
 	}
+	return env, tree, tarball, built
+}
+
+func TestSecondMachinePullsTarballWithoutExtracting(t *testing.T) {
+	env, _, tarball, built := pushedTarball(t)
 
 	second, out2 := testRequest(t, tarball, env)
 	pulled, err := Build(context.Background(), second)
@@ -141,22 +150,12 @@ func TestPushAndPullTargets(t *testing.T) {
 }
 
 func TestRemoteEntryOfOtherTarballNotServed(t *testing.T) {
-	reg := registrytest.Start(t, registrytest.Options{})
-	env := map[string]string{"KTSTR_REMOTE_CACHE": reg.Host + "/kernels"}
-	tree := fakekernel.New(t, fakekernel.Options{})
-	first := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
-	tarTree(t, tree, "linux-6.12.0", first)
+	env, tree, _, pushed := pushedTarball(t)
 	// The same version, repacked with one more file, as a distribution's
 	// source tarball differs from kernel.org's.
 	writeFile(t, filepath.Join(tree, "init", "changelog"), "linux (6.12.0-1) unstable\n")
 	other := filepath.Join(t.TempDir(), "linux-source-6.12.tar.gz")
 	tarTree(t, tree, "linux-6.12.0", other)
-
-	pushReq, out := testRequest(t, first, env)
-	pushed, err := Build(context.Background(), pushReq)
-	if err != nil {
-		t.Fatalf("first machine: %v\n%s", err, out)
-	}
 
 	req, out2 := testRequest(t, other, env)
 	res, err := Build(context.Background(), req)
@@ -195,7 +194,7 @@ func TestSilentRegistrySkipsPushAfterPullTimeout(t *testing.T) {
 		}
 	}()
 	env := map[string]string{"KTSTR_REMOTE_CACHE": l.Addr().String() + "/kernels"}
-	// A tarball build asks the remote cache before and after extraction.
+	// A tarball build queries the remote cache before and after extraction.
 	tarball := filepath.Join(t.TempDir(), "linux-6.12.0.tar.gz")
 	tarTree(t, fakekernel.New(t, fakekernel.Options{}), "linux-6.12.0", tarball)
 	req, out := testRequest(t, tarball, env)
