@@ -3,6 +3,7 @@ package pipeline
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -93,6 +94,21 @@ func tarTree(t testing.TB, dir, top, tarball string) {
 	cmd := exec.Command("tar", "czf", tarball, "--transform", "s,^\\.,"+top+",", "-C", dir, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, out)
+	}
+}
+
+// buildFails runs req and fails the test unless the build returns an error
+// that contains each of wants.
+func buildFails(t testing.TB, req Request, out *syncBuffer, wants ...string) {
+	t.Helper()
+	res, err := Build(context.Background(), req)
+	if err == nil {
+		t.Fatalf("build succeeded with %s, want an error\n%s", res.ImagePath, out)
+	}
+	for _, want := range wants {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("build error %q does not contain %q", err, want)
+		}
 	}
 }
 
