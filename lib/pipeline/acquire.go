@@ -377,7 +377,7 @@ func (b *builder) lockSource(ctx context.Context, what, id string) (*flock.Lock,
 
 // lockFile takes an exclusive lock on path. When another process holds it,
 // lockFile prints the holder and waits, and the bool reports that wait.
-func (b *builder) lockFile(ctx context.Context, what, where, path string) (*flock.Lock, bool, error) {
+func (b *builder) lockFile(ctx context.Context, subject, where, path string) (*flock.Lock, bool, error) {
 	lock, err := flock.TryLock(path, flock.Exclusive)
 	if err == nil {
 		return lock, false, nil
@@ -391,10 +391,10 @@ func (b *builder) lockFile(ctx context.Context, what, where, path string) (*floc
 	if who == "" {
 		who = "another process"
 	}
-	b.say("%s is being built%s by %s — waiting for it to finish", what, where, who)
+	b.say("%s is being built%s by %s — waiting for it to finish", subject, where, who)
 	lock, err = flock.Acquire(ctx, path, flock.Exclusive)
 	if err != nil {
-		return nil, true, fmt.Errorf("gave up waiting for the build of %s: %w", what, err)
+		return nil, true, fmt.Errorf("gave up waiting for the build of %s: %w", subject, err)
 	}
 	return lock, true, nil
 }

@@ -317,11 +317,11 @@ func TestPathDirtyTreeNotCached(t *testing.T) {
 
 func TestCleanSweepsLeftovers(t *testing.T) {
 	root := t.TempDir()
-	gone := exec.Command("true")
-	if err := gone.Run(); err != nil {
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
 		t.Fatal(err)
 	}
-	dead := strconvItoa(gone.Process.Pid)
+	dead := strconvItoa(exited.Process.Pid)
 	leftovers := []string{
 		workPrefix + dead + "-0123456789ab",
 		".tmp-6.12.0-tarball-x86_64-kcb7244b33-" + dead,

@@ -1085,8 +1085,8 @@ func TestPruneLogsByAgeAndCount(t *testing.T) {
 	for i, path := range recent {
 		_, err := os.Stat(path)
 		// One place is left for the log of the build that prunes.
-		if kept := err == nil; kept != (i < logMaxCount-1) {
-			t.Errorf("log %d of %d by age: kept %t, want %t", i+1, len(recent), kept, i < logMaxCount-1)
+		if exists := err == nil; exists != (i < logMaxCount-1) {
+			t.Errorf("log %d of %d by age: kept %t, want %t", i+1, len(recent), exists, i < logMaxCount-1)
 		}
 	}
 }

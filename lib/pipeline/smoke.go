@@ -66,9 +66,9 @@ func Smoke(ctx context.Context, req SmokeRequest) (smoke.Report, error) {
 }
 
 // createSmokeLog creates an empty console log for a smoke boot of key and
-// returns its path: in root's .logs when root is set and takes the file,
-// else in os.TempDir(), with fallback saying why root did not. It fails
-// only when neither place takes the file.
+// returns its path: in root's .logs when root is set and writable, else in
+// os.TempDir(), with fallback giving the reason. It fails only when the
+// temp dir rejects the file too.
 func createSmokeLog(root, key string, now time.Time) (path string, fallback, err error) {
 	if key == "" {
 		key = "kernel"

@@ -135,9 +135,9 @@ func (r *Remote) interruptHint(op string) string {
 
 // damagedHint is the next step after the registry's copy of the blob dgst
 // turned out damaged. CNCF distribution 2.8 (Debian's docker-registry)
-// keeps its file for a digest when that digest is uploaded again, and a
-// DELETE of the blob through the API only unlinks it from the repository,
-// so the file itself must go before a push can repair it.
+// keeps its file for a digest when that digest is uploaded again. A DELETE
+// through the API only unlinks the blob from the repository, so the file
+// must go before a push can repair it.
 func damagedHint(op string, dgst digest.Digest) string {
 	var hint string
 	if op == "pull" {

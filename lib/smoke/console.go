@@ -115,10 +115,10 @@ var causeMarkers = []string{
 var pcMarkers = []string{"RIP:", "pc : "}
 
 // panicLines returns the lines that explain the first kernel panic in text,
-// or nil when text contains no panic. They are the first oops up to its RIP
-// (or pc) line, which name the cause and the faulting function, then a few
-// lines before the panic line, and the panic line with what follows up to
-// the end-of-panic line or a fixed count.
+// or nil when text contains no panic. The first oops up to its RIP (or pc)
+// line names the cause and the faulting function. A few lines before the
+// panic line follow, then the panic line and what follows it, up to the
+// end-of-panic line or a fixed count.
 func panicLines(text string) []string {
 	const before, after, causeMax = 10, 24, 8
 	lines := strings.Split(strings.ReplaceAll(text, "\r", ""), "\n")
